@@ -1,0 +1,11 @@
+# Sanitizers apply to the whole build (every object must be instrumented for
+# TSan to be sound). ASan and TSan cannot be combined.
+if(KATSUBUSHI_SANITIZE STREQUAL "address")
+  add_compile_options(-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=address,undefined)
+elseif(KATSUBUSHI_SANITIZE STREQUAL "thread")
+  add_compile_options(-fsanitize=thread -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=thread)
+elseif(NOT KATSUBUSHI_SANITIZE STREQUAL "")
+  message(FATAL_ERROR "KATSUBUSHI_SANITIZE must be empty, 'address' or 'thread', not '${KATSUBUSHI_SANITIZE}'")
+endif()

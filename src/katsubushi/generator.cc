@@ -1,0 +1,156 @@
+#include "katsubushi/generator.h"
+
+#include <algorithm>
+
+namespace katsubushi {
+
+IssueError IssueErrorOf(const Status& status) {
+  if (status == kClockMovedBackwards) return IssueError::kClockRollback;
+  if (status == kClockBeforeEpoch) return IssueError::kBeforeEpoch;
+  if (status == kTimeOutOfRange) return IssueError::kPastLayout;
+  if (status == kBadIdCount) return IssueError::kBadCount;
+  return IssueError::kOther;
+}
+
+std::string_view IssueErrorName(IssueError error) {
+  switch (error) {
+    case IssueError::kClockRollback: return "clock_moved_backwards";
+    case IssueError::kBeforeEpoch: return "clock_before_epoch";
+    case IssueError::kPastLayout: return "time_out_of_range";
+    case IssueError::kBadCount: return "bad_id_count";
+    case IssueError::kOther:
+    case IssueError::kCount: break;
+  }
+  return "other";
+}
+
+Status GeneratorOptions::Validate() const {
+  if (worker_id > layout.max_worker_id()) {
+    return Status(StatusCode::kInvalidArgument, "worker id is out of the layout's range");
+  }
+  if (max_clock_rollback.count() < 0 || max_clock_rollback > std::chrono::minutes(1)) {
+    return Status(StatusCode::kInvalidArgument,
+                  "max clock rollback must be between 0 and 1 minute");
+  }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<Generator>> Generator::Create(Clock& clock,
+                                                     const GeneratorOptions& options) {
+  if (Status s = options.Validate(); !s.ok()) return s;
+  return std::unique_ptr<Generator>(new Generator(clock, options));
+}
+
+Generator::Generator(Clock& clock, const GeneratorOptions& options)
+    : clock_(clock),
+      layout_(options.layout),
+      worker_id_(options.worker_id),
+      // Rounded up: a 5 ms bound in 10 ms ticks still absorbs a 1-tick step.
+      max_rollback_ticks_(static_cast<uint64_t>(
+          (options.max_clock_rollback.count() + options.layout.millis_per_tick() - 1) /
+          options.layout.millis_per_tick())),
+      last_slot_(0) {}
+
+Result<uint64_t> Generator::Next() {
+  uint64_t slot = 0;
+  if (Status s = Reserve(1, &slot); !s.ok()) return s;
+  return layout_.ComposeSlot(slot, worker_id_);
+}
+
+Status Generator::NextN(std::span<uint64_t> out) {
+  if (out.empty() || out.size() > kMaxIdsPerCall) return kBadIdCount;
+  uint64_t slot = 0;
+  if (Status s = Reserve(out.size(), &slot); !s.ok()) return s;
+  for (uint64_t& id : out) id = layout_.ComposeSlot(slot++, worker_id_);
+  return Status::Ok();
+}
+
+Status Generator::Reserve(uint64_t n, uint64_t* first_slot) {
+  const int seq_bits = layout_.sequence_bits();
+  const uint64_t per_tick = layout_.ids_per_tick();
+  // Ticks a batch may run ahead of the clock: the least that fits it in one
+  // piece however full the current tick is. 0 for a single ID.
+  const uint64_t lead = (n - 1 + per_tick - 1) / per_tick;
+  constexpr int64_t kEpochMicros = kEpochUnixMillis * 1000;
+
+  // Relaxed is enough for every access to last_slot_: it publishes no other
+  // data, and uniqueness comes from the CAS itself. All read-modify-writes of
+  // one atomic form a single total order, each reading the value the previous
+  // one wrote, so the ranges handed out are disjoint and increasing in that
+  // order. A caller that learns of an ID and then calls Next() observes a later
+  // value by coherence, so its ID is larger.
+  uint64_t last = last_slot_.load(std::memory_order_relaxed);
+  for (;;) {
+    const int64_t now_micros = clock_.NowUnixMicros();
+    if (now_micros < kEpochMicros) return kClockBeforeEpoch;
+    const uint64_t now_tick = static_cast<uint64_t>(layout_.TickAt(now_micros / 1000));
+    if (now_tick > layout_.max_tick()) return kTimeOutOfRange;
+
+    const uint64_t last_tick = last >> seq_bits;
+    if (last_tick > now_tick + max_rollback_ticks_) {
+      rollback_errors_.fetch_add(1, std::memory_order_relaxed);
+      return kClockMovedBackwards;
+    }
+
+    const uint64_t first = now_tick > last_tick ? now_tick << seq_bits : last + 1;
+    const uint64_t end = first + n - 1;
+    const uint64_t end_tick = end >> seq_bits;
+    if (end_tick > layout_.max_tick()) return kTimeOutOfRange;
+
+    // Stay on the tick we were on (a small rollback), or run ahead by `lead`.
+    if (end_tick > std::max(now_tick + lead, last_tick)) {
+      waits_.fetch_add(1, std::memory_order_relaxed);
+      clock_.WaitUntil(layout_.UnixMillisAt(end_tick - lead) * 1000);
+      last = last_slot_.load(std::memory_order_relaxed);
+      continue;
+    }
+
+    if (last_slot_.compare_exchange_weak(last, end, std::memory_order_relaxed)) {
+      if (last_tick > now_tick) rollbacks_absorbed_.fetch_add(1, std::memory_order_relaxed);
+      *first_slot = first;
+      return Status::Ok();
+    }
+    // The failed CAS loaded the newer value into `last`; read the clock again
+    // because another thread may have moved to a newer tick.
+  }
+}
+
+Status Generator::AdvancePast(int64_t unix_millis, std::chrono::milliseconds max_wait) {
+  const int64_t tick = layout_.TickAt(unix_millis);
+  if (tick < 0) return Status::Ok();
+  if (static_cast<uint64_t>(tick) >= layout_.max_tick()) return kTimeOutOfRange;
+  const uint64_t floor = (static_cast<uint64_t>(tick) << layout_.sequence_bits()) |
+                         layout_.max_sequence();
+  // Raise the state to the floor (an atomic max) so that nothing at or below
+  // it can be issued even if we stop waiting. Relaxed as in Reserve().
+  uint64_t last = last_slot_.load(std::memory_order_relaxed);
+  while (last < floor &&
+         !last_slot_.compare_exchange_weak(last, floor, std::memory_order_relaxed)) {
+  }
+
+  const int64_t pass_micros = layout_.UnixMillisAt(static_cast<uint64_t>(tick) + 1) * 1000;
+  const int64_t deadline = clock_.NowUnixMicros() +
+                           std::chrono::duration_cast<std::chrono::microseconds>(max_wait).count();
+  for (;;) {
+    const int64_t now = clock_.NowUnixMicros();
+    if (now >= pass_micros) return Status::Ok();
+    if (now >= deadline) return kWatermarkNotPassed;
+    clock_.WaitUntil(std::min(pass_micros, deadline));
+  }
+}
+
+int64_t Generator::last_issued_unix_millis() const {
+  const uint64_t last = last_slot_.load(std::memory_order_relaxed);
+  if (last == 0) return 0;
+  return layout_.UnixMillisAt(last >> layout_.sequence_bits());
+}
+
+GeneratorCounters Generator::counters() const {
+  return GeneratorCounters{
+      waits_.load(std::memory_order_relaxed),
+      rollbacks_absorbed_.load(std::memory_order_relaxed),
+      rollback_errors_.load(std::memory_order_relaxed),
+  };
+}
+
+}  // namespace katsubushi

@@ -1,0 +1,133 @@
+// Generator: issues unique, strictly increasing IDs for one worker id.
+//
+// Lock-free: the whole state is one atomic 64-bit "slot" (tick << sequence_bits
+// | sequence) of the last ID issued, advanced by compare-and-swap. Next() and
+// NextN() never block on a mutex; they wait only when the format demands it
+// (the tick's sequence is used up, or the clock is slightly behind the last
+// ID) and then only for the clock.
+//
+// Guarantees, for every clock it is given:
+//   * No slot is ever issued twice: each successful CAS hands out a range that
+//     starts right after the previous range in the state's modification order.
+//   * IDs are strictly increasing in that order, across all threads.
+//   * No ID is issued at a tick the clock has not reached, except that a batch
+//     of n may run ceil((n-1)/ids_per_tick) ticks ahead (the least needed to
+//     hand it out in one piece), and that after the clock steps back by up to
+//     `max_clock_rollback` the generator keeps using the tick it was on.
+//   * A clock more than `max_clock_rollback` behind the last ID gets
+//     kClockMovedBackwards; the generator recovers when the clock catches up.
+//
+// Thread safety: all methods may be called concurrently. The Clock must
+// outlive the Generator.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+
+#include "katsubushi/clock.h"
+#include "katsubushi/id_layout.h"
+#include "katsubushi/status.h"
+
+namespace katsubushi {
+
+// Errors the generator returns. Fronts map the code to their protocol.
+inline constexpr Status kClockMovedBackwards{StatusCode::kUnavailable,
+                                             "clock moved backwards"};
+inline constexpr Status kClockBeforeEpoch{StatusCode::kUnavailable,
+                                          "clock is before the ID epoch"};
+inline constexpr Status kTimeOutOfRange{StatusCode::kOutOfRange,
+                                        "clock is past the last time the ID layout can hold"};
+inline constexpr Status kBadIdCount{StatusCode::kInvalidArgument,
+                                    "ID count must be between 1 and the per-call limit"};
+inline constexpr Status kWatermarkNotPassed{StatusCode::kDeadlineExceeded,
+                                            "clock did not pass the restart watermark in time"};
+
+// A label per error above, for counters and metrics.
+enum class IssueError : uint8_t {
+  kClockRollback,
+  kBeforeEpoch,
+  kPastLayout,
+  kBadCount,
+  kOther,
+  kCount,
+};
+IssueError IssueErrorOf(const Status& status);
+std::string_view IssueErrorName(IssueError error);
+
+struct GeneratorOptions {
+  // How far the clock may fall behind the last ID before Next() errors instead
+  // of continuing from the tick it was on.
+  static constexpr std::chrono::milliseconds kDefaultMaxClockRollback{5};
+
+  IdLayout layout = IdLayout::Default();
+  uint32_t worker_id = 0;
+  std::chrono::milliseconds max_clock_rollback = kDefaultMaxClockRollback;
+
+  // Checks the worker id against the layout and the rollback bound.
+  Status Validate() const;
+};
+
+// Rare events, counted with relaxed atomics (they are off the fast path).
+struct GeneratorCounters {
+  uint64_t waits = 0;               // times a caller waited for the clock
+  uint64_t rollbacks_absorbed = 0;  // IDs issued while the clock was behind
+  uint64_t rollback_errors = 0;     // calls refused with kClockMovedBackwards
+};
+
+class Generator {
+ public:
+  // The most IDs one NextN() call hands out.
+  static constexpr size_t kMaxIdsPerCall = 4096;
+
+  // Fails with kInvalidArgument when the options do not Validate().
+  static Result<std::unique_ptr<Generator>> Create(Clock& clock, const GeneratorOptions& options);
+
+  Generator(const Generator&) = delete;
+  Generator& operator=(const Generator&) = delete;
+
+  Result<uint64_t> Next();
+
+  // Fills `out` with out.size() IDs reserved in one CAS: consecutive slots, so
+  // they are strictly increasing and nobody else's IDs fall between them.
+  // On error nothing is written that will be issued.
+  Status NextN(std::span<uint64_t> out);
+
+  // Restart safety: never issue an ID in the tick that holds `unix_millis` or
+  // earlier, then wait up to `max_wait` for the clock to pass that tick. If the
+  // wait times out the floor still holds: Next() answers kClockMovedBackwards
+  // until the clock passes it.
+  Status AdvancePast(int64_t unix_millis, std::chrono::milliseconds max_wait);
+
+  // Start (Unix ms) of the tick of the last ID issued; 0 before the first one.
+  // This is what a restart watermark should persist.
+  int64_t last_issued_unix_millis() const;
+
+  uint32_t worker_id() const { return worker_id_; }
+  const IdLayout& layout() const { return layout_; }
+  GeneratorCounters counters() const;
+
+ private:
+  Generator(Clock& clock, const GeneratorOptions& options);
+
+  // Reserves n consecutive slots; on success *first_slot is the first of them.
+  Status Reserve(uint64_t n, uint64_t* first_slot);
+
+  Clock& clock_;
+  const IdLayout layout_;
+  const uint32_t worker_id_;
+  const uint64_t max_rollback_ticks_;
+
+  // The slot of the last ID issued. alignas keeps the hot word off the cache
+  // line of the read-mostly fields above and the counters below.
+  alignas(64) std::atomic<uint64_t> last_slot_;
+
+  alignas(64) std::atomic<uint64_t> waits_{0};
+  std::atomic<uint64_t> rollbacks_absorbed_{0};
+  std::atomic<uint64_t> rollback_errors_{0};
+};
+
+}  // namespace katsubushi

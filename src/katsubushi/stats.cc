@@ -1,0 +1,78 @@
+#include "katsubushi/stats.h"
+
+#include <unistd.h>
+
+#include <ctime>
+
+namespace katsubushi {
+
+std::string_view FrontName(Front front) {
+  switch (front) {
+    case Front::kMemcacheText: return "memcache_text";
+    case Front::kMemcacheBinary: return "memcache_binary";
+    case Front::kHttp: return "http";
+    case Front::kGrpc: return "grpc";
+    case Front::kCount: break;
+  }
+  return "unknown";
+}
+
+size_t ShardedCounter::ShardIndex() {
+  // Threads take shards round-robin in the order they first count something;
+  // io threads are few and long-lived, so each usually gets a shard to itself.
+  static std::atomic<size_t> next_shard{0};
+  thread_local const size_t shard = next_shard.fetch_add(1, std::memory_order_relaxed) % kShards;
+  return shard;
+}
+
+uint64_t ShardedCounter::Sum() const {
+  uint64_t sum = 0;
+  for (const Cell& cell : cells_) sum += cell.value.load(std::memory_order_relaxed);
+  return sum;
+}
+
+Stats::Stats() : started_(std::chrono::steady_clock::now()) {}
+
+void Stats::ConnectionOpened(Front front) {
+  FrontCounters& f = PerFront(front);
+  f.curr_connections.fetch_add(1, std::memory_order_relaxed);
+  f.total_connections.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Stats::ConnectionClosed(Front front) {
+  PerFront(front).curr_connections.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void Stats::CountFailed(Front front, const Status& error, uint64_t ids) {
+  PerFront(front).misses.fetch_add(ids, std::memory_order_relaxed);
+  misses_by_error_[static_cast<size_t>(IssueErrorOf(error))].fetch_add(
+      ids, std::memory_order_relaxed);
+}
+
+StatsSnapshot Stats::Snapshot() const {
+  StatsSnapshot s;
+  s.pid = ::getpid();
+  s.uptime_seconds = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::steady_clock::now() - started_)
+                         .count();
+  s.unix_time = static_cast<int64_t>(std::time(nullptr));
+  for (size_t i = 0; i < kFrontCount; ++i) {
+    const FrontCounters& f = fronts_[i];
+    s.curr_connections_by_front[i] = f.curr_connections.load(std::memory_order_relaxed);
+    s.total_connections_by_front[i] = f.total_connections.load(std::memory_order_relaxed);
+    s.cmd_get_by_front[i] = f.cmd_get.Sum();
+    s.ids_by_front[i] = f.ids.Sum();
+    s.misses_by_front[i] = f.misses.load(std::memory_order_relaxed);
+    s.curr_connections += s.curr_connections_by_front[i];
+    s.total_connections += s.total_connections_by_front[i];
+    s.cmd_get += s.cmd_get_by_front[i];
+    s.get_hits += s.ids_by_front[i];
+    s.get_misses += s.misses_by_front[i];
+  }
+  for (size_t i = 0; i < kIssueErrorCount; ++i) {
+    s.misses_by_error[i] = misses_by_error_[i].load(std::memory_order_relaxed);
+  }
+  return s;
+}
+
+}  // namespace katsubushi

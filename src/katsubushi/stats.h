@@ -1,0 +1,103 @@
+// Stats: the counters every front shares (memcached `stats`, HTTP /stats and
+// /metrics, gRPC Stats.Get).
+//
+// go-katsubushi's meaning is kept: cmd_get counts get commands (a multi-key
+// get is one), get_hits counts IDs issued, get_misses counts IDs that could
+// not be issued. Counters are also kept per front, and failures per kind.
+//
+// Hot-path cost: each Add is one uncontended relaxed fetch_add, because the
+// hot counters are sharded across cache lines and each thread writes its own
+// shard. Reads sum the shards and are meant for stats requests, not hot paths.
+//
+// Thread safety: every method may be called from any thread.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "katsubushi/generator.h"
+#include "katsubushi/status.h"
+
+namespace katsubushi {
+
+enum class Front : uint8_t {
+  kMemcacheText,
+  kMemcacheBinary,
+  kHttp,
+  kGrpc,
+  kCount,
+};
+inline constexpr size_t kFrontCount = static_cast<size_t>(Front::kCount);
+inline constexpr size_t kIssueErrorCount = static_cast<size_t>(IssueError::kCount);
+std::string_view FrontName(Front front);
+
+// A counter written from many threads without sharing a cache line.
+class ShardedCounter {
+ public:
+  static constexpr size_t kShards = 8;
+
+  void Add(uint64_t n) { cells_[ShardIndex()].value.fetch_add(n, std::memory_order_relaxed); }
+  uint64_t Sum() const;
+
+ private:
+  struct alignas(64) Cell {
+    std::atomic<uint64_t> value{0};
+  };
+  static size_t ShardIndex();
+
+  std::array<Cell, kShards> cells_{};
+};
+
+struct StatsSnapshot {
+  int64_t pid = 0;
+  int64_t uptime_seconds = 0;
+  int64_t unix_time = 0;
+  uint64_t curr_connections = 0;
+  uint64_t total_connections = 0;
+  uint64_t cmd_get = 0;
+  uint64_t get_hits = 0;
+  uint64_t get_misses = 0;
+
+  std::array<uint64_t, kFrontCount> curr_connections_by_front{};
+  std::array<uint64_t, kFrontCount> total_connections_by_front{};
+  std::array<uint64_t, kFrontCount> cmd_get_by_front{};
+  std::array<uint64_t, kFrontCount> ids_by_front{};
+  std::array<uint64_t, kFrontCount> misses_by_front{};
+  std::array<uint64_t, kIssueErrorCount> misses_by_error{};
+};
+
+class Stats {
+ public:
+  Stats();
+  Stats(const Stats&) = delete;
+  Stats& operator=(const Stats&) = delete;
+
+  void ConnectionOpened(Front front);
+  void ConnectionClosed(Front front);
+  void CountGet(Front front) { PerFront(front).cmd_get.Add(1); }
+  void CountIssued(Front front, uint64_t ids) { PerFront(front).ids.Add(ids); }
+  // `ids` is how many IDs the failed request asked for.
+  void CountFailed(Front front, const Status& error, uint64_t ids = 1);
+
+  StatsSnapshot Snapshot() const;
+
+ private:
+  struct FrontCounters {
+    ShardedCounter cmd_get;
+    ShardedCounter ids;
+    std::atomic<uint64_t> misses{0};
+    std::atomic<uint64_t> curr_connections{0};
+    std::atomic<uint64_t> total_connections{0};
+  };
+  FrontCounters& PerFront(Front front) { return fronts_[static_cast<size_t>(front)]; }
+
+  const std::chrono::steady_clock::time_point started_;
+  std::array<FrontCounters, kFrontCount> fronts_;
+  std::array<std::atomic<uint64_t>, kIssueErrorCount> misses_by_error_{};
+};
+
+}  // namespace katsubushi

@@ -1,15 +1,31 @@
+// katsubushi: the ID server. main() only turns argv and the environment into a
+// Config (or an exit code) and hands over to RunServer().
 #include <cstdio>
-#include <cstring>
+#include <string_view>
+#include <vector>
 
+#include "katsubushi/config.h"
 #include "katsubushi/version.h"
+#include "run_server.h"
 
 int main(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "-version") == 0 || std::strcmp(argv[i], "--version") == 0) {
-      std::printf("katsubushi version: %s\n", katsubushi::kVersion);
-      return 0;
-    }
+  const std::vector<std::string_view> args(argv + 1, argv + argc);
+  const katsubushi::ConfigResult parsed = katsubushi::ParseConfig(args, katsubushi::ProcessEnv());
+  for (const std::string& warning : parsed.warnings) {
+    std::fprintf(stderr, "katsubushi: warning: %s\n", warning.c_str());
   }
-  std::fprintf(stderr, "katsubushi: the server is not built yet\n");
-  return 1;
+  if (parsed.help) {
+    std::fputs(katsubushi::ConfigUsage().c_str(), stderr);
+    return 0;
+  }
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "katsubushi: %s\n", parsed.error.c_str());
+    if (parsed.show_usage) std::fputs(katsubushi::ConfigUsage().c_str(), stderr);
+    return parsed.exit_code;
+  }
+  if (parsed.config.show_version) {
+    std::printf("katsubushi version: %s\n", katsubushi::kVersion);
+    return 0;
+  }
+  return katsubushi::RunServer(parsed.config);
 }

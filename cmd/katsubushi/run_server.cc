@@ -1,0 +1,105 @@
+#include "run_server.h"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <thread>
+
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "katsubushi/clock.h"
+#include "katsubushi/generator.h"
+#include "katsubushi/stats.h"
+#include "katsubushi/version.h"
+#include "memcache/session.h"
+#include "server/memcache_server.h"
+
+namespace katsubushi {
+namespace {
+
+// How long SIGTERM waits for in-flight requests before forcing the exit.
+// ECS sends SIGKILL 30 s after SIGTERM by default; stay well inside that.
+constexpr std::chrono::seconds kShutdownGrace{5};
+
+void ConfigureLogging(const Config& config) {
+  auto logger = spdlog::stderr_logger_mt("katsubushi");
+  spdlog::set_default_logger(logger);
+  if (config.log_format == "json") {
+    spdlog::set_pattern(
+        R"({"time":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","logger":"%n","message":"%v"})",
+        spdlog::pattern_time_type::utc);
+  } else {
+    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+  }
+  const std::string& level = config.log_level;
+  spdlog::level::level_enum l = spdlog::level::info;
+  if (level == "debug") l = spdlog::level::debug;
+  else if (level == "warning" || level == "warn") l = spdlog::level::warn;
+  else if (level == "error") l = spdlog::level::err;
+  else if (level == "fatal" || level == "panic") l = spdlog::level::critical;
+  spdlog::set_level(l);
+}
+
+}  // namespace
+
+int RunServer(const Config& config) {
+  ConfigureLogging(config);
+  if (config.worker_id == 0) {
+    spdlog::error("worker ids leased through Redis (-redis) are not implemented yet; set -worker-id");
+    return 1;
+  }
+  if (config.enable_pprof || config.enable_stats) {
+    spdlog::warn("-enable-pprof and -enable-stats are Go runtime profilers; not supported here, ignored");
+  }
+  if (config.http_port != 0 || config.grpc_port != 0) {
+    spdlog::warn("-http-port and -grpc-port are not implemented yet; ignored");
+  }
+
+  GeneratorOptions options;
+  options.layout = config.js_safe_id ? IdLayout::JsSafe() : IdLayout::Default();
+  options.worker_id = config.worker_id;
+  auto created = Generator::Create(SystemClock::Instance(), options);
+  if (!created.ok()) {
+    spdlog::error("{}", created.status().message());
+    return 1;
+  }
+  std::unique_ptr<Generator> generator = std::move(created).value();
+  Stats stats;
+  const memcache::ServiceContext context{*generator, stats, kVersion};
+
+  server::ServerOptions server_options;
+  server_options.listen_tcp = config.sock.empty() && config.port != 0;
+  server_options.tcp_port = static_cast<uint16_t>(config.port);
+  server_options.unix_socket_path = config.sock;
+  server_options.idle_timeout = config.idle_timeout;
+  server_options.threads = config.threads > 0 ? static_cast<size_t>(config.threads)
+                                              : std::max(1u, std::thread::hardware_concurrency());
+  server::MemcacheServer memcache_server(context, server_options);
+  if (server_options.listen_tcp || !server_options.unix_socket_path.empty()) {
+    if (std::error_code ec = memcache_server.Start()) {
+      spdlog::error("cannot listen: {}", ec.message());
+      return 1;
+    }
+    if (server_options.listen_tcp) {
+      spdlog::info("Listening server at [::]:{}", memcache_server.tcp_port());
+    } else {
+      spdlog::info("Listening server at {}", config.sock);
+    }
+  }
+  spdlog::info("Worker ID = {}", generator->worker_id());
+
+  boost::asio::io_context signal_io(1);
+  boost::asio::signal_set signals(signal_io, SIGINT, SIGTERM);
+  signals.add(SIGHUP);
+  signals.add(SIGQUIT);
+  signals.async_wait([](const boost::system::error_code& ec, int signal) {
+    if (!ec) spdlog::info("Got signal {}", signal);
+  });
+  signal_io.run();
+
+  memcache_server.Stop(kShutdownGrace);
+  spdlog::info("Shutdown completed");
+  return 0;
+}
+
+}  // namespace katsubushi

@@ -1,0 +1,226 @@
+#include "memcache/text_session.h"
+
+#include <algorithm>
+#include <charconv>
+
+#include "memcache/stats_reply.h"
+
+namespace katsubushi::memcache {
+namespace {
+
+constexpr std::string_view kError = "ERROR\r\n";
+
+bool IsSpace(char c) { return c == ' ' || c == '\t'; }
+
+// Splits on spaces and tabs into *tokens, stopping after max_tokens + 1 so a
+// hostile line cannot make the vector grow past the limit we check for.
+void Tokenize(std::string_view line, size_t max_tokens, std::vector<std::string_view>* tokens) {
+  tokens->clear();
+  size_t i = 0;
+  while (i < line.size() && tokens->size() <= max_tokens) {
+    while (i < line.size() && IsSpace(line[i])) ++i;
+    const size_t start = i;
+    while (i < line.size() && !IsSpace(line[i])) ++i;
+    if (i > start) tokens->push_back(line.substr(start, i - start));
+  }
+}
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view lower) {
+  return a.size() == lower.size() &&
+         std::equal(a.begin(), a.end(), lower.begin(), [](char x, char y) {
+           return (x >= 'A' && x <= 'Z' ? static_cast<char>(x - 'A' + 'a') : x) == y;
+         });
+}
+
+void AppendServerError(const Status& status, std::string* out) {
+  out->append("SERVER_ERROR ");
+  out->append(status.message());
+  out->append("\r\n");
+}
+
+// Enough tokens for the command word plus kMaxKeysPerGet keys.
+constexpr size_t kMaxTokens = kMaxKeysPerGet + 1;
+
+}  // namespace
+
+TextSession::TextSession(const ServiceContext& context) : context_(context) {
+  tokens_.reserve(kMaxTokens + 1);
+}
+
+ProcessResult TextSession::Process(std::string_view input, std::string* out) {
+  ProcessResult result;
+  while (result.consumed < input.size()) {
+    const std::string_view rest = input.substr(result.consumed);
+    const size_t newline = rest.find('\n');
+    if (discarding_) {
+      if (newline == std::string_view::npos) {
+        result.consumed = input.size();
+        break;
+      }
+      discarding_ = false;
+      result.consumed += newline + 1;
+      continue;
+    }
+    if (newline == std::string_view::npos) {
+      if (rest.size() > kMaxLineLength) {
+        // memcached closes here; we answer, drop the line, and keep going.
+        out->append("CLIENT_ERROR line too long\r\n");
+        discarding_ = true;
+        result.consumed = input.size();
+      }
+      break;
+    }
+    std::string_view line = rest.substr(0, newline);
+    result.consumed += newline + 1;
+    if (line.size() > kMaxLineLength) {
+      out->append("CLIENT_ERROR line too long\r\n");
+      continue;
+    }
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (!HandleLine(line, out)) {
+      result.close = true;
+      break;
+    }
+  }
+  return result;
+}
+
+bool TextSession::HandleLine(std::string_view line, std::string* out) {
+  Tokenize(line, kMaxTokens, &tokens_);
+  if (tokens_.empty()) {
+    out->append(kError);
+    return true;
+  }
+  const std::string_view command = tokens_[0];
+  if (EqualsIgnoreCase(command, "get") || EqualsIgnoreCase(command, "gets")) {
+    HandleGet(out);
+  } else if (EqualsIgnoreCase(command, "mg")) {
+    HandleMetaGet(out);
+  } else if (EqualsIgnoreCase(command, "mn")) {
+    out->append("MN\r\n");
+  } else if (EqualsIgnoreCase(command, "stats")) {
+    HandleStats(out);
+  } else if (EqualsIgnoreCase(command, "version")) {
+    out->append("VERSION ");
+    out->append(context_.version);
+    out->append("\r\n");
+  } else if (EqualsIgnoreCase(command, "quit")) {
+    return false;
+  } else {
+    out->append(kError);
+  }
+  return true;
+}
+
+void TextSession::HandleGet(std::string* out) {
+  context_.stats.CountGet(Front::kMemcacheText);
+  const size_t keys = tokens_.size() - 1;
+  if (keys == 0) {
+    out->append(kError);  // go-katsubushi's answer to a get with no key
+    return;
+  }
+  if (keys > kMaxKeysPerGet) {
+    out->append("CLIENT_ERROR too many keys\r\n");
+    return;
+  }
+  for (size_t i = 1; i <= keys; ++i) {
+    if (tokens_[i].size() > kMaxKeyLength) {
+      out->append("CLIENT_ERROR key too long\r\n");
+      return;
+    }
+  }
+  ids_.resize(keys);
+  // One CAS for the whole get: the IDs are consecutive and the cost per ID
+  // of a multi-get is a fraction of a single get's.
+  if (const Status s = context_.generator.NextN(ids_); !s.ok()) {
+    context_.stats.CountFailed(Front::kMemcacheText, s, keys);
+    AppendServerError(s, out);
+    return;
+  }
+  context_.stats.CountIssued(Front::kMemcacheText, keys);
+  for (size_t i = 0; i < keys; ++i) {
+    char digits[20];
+    const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, ids_[i]);
+    const size_t length = static_cast<size_t>(end - digits);
+    out->append("VALUE ");
+    out->append(tokens_[i + 1]);
+    out->append(" 0 ");
+    AppendDecimal(uint64_t{length}, out);
+    out->append("\r\n");
+    out->append(digits, length);
+    out->append("\r\n");
+  }
+  out->append("END\r\n");
+}
+
+// mg <key> <flag>*: flags are single letters, some with a token (O<opaque>).
+// We serve v (value), k (key), O (opaque), q (quiet), s (size), f (client
+// flags: 0), t (TTL: -1, no expiry). A hit is never quiet, and we always hit.
+void TextSession::HandleMetaGet(std::string* out) {
+  if (tokens_.size() < 2) {
+    out->append("CLIENT_ERROR bad command line format\r\n");
+    return;
+  }
+  const std::string_view key = tokens_[1];
+  if (key.size() > kMaxKeyLength) {
+    out->append("CLIENT_ERROR key too long\r\n");
+    return;
+  }
+  bool value = false;
+  for (size_t i = 2; i < tokens_.size(); ++i) {
+    const char flag = tokens_[i][0];
+    if (std::string_view("vkOqsftbN").find(flag) == std::string_view::npos) {
+      out->append("CLIENT_ERROR invalid flag\r\n");
+      return;
+    }
+    if (flag == 'v') value = true;
+  }
+  context_.stats.CountGet(Front::kMemcacheText);
+  const Result<uint64_t> id = context_.generator.Next();
+  if (!id.ok()) {
+    context_.stats.CountFailed(Front::kMemcacheText, id.status());
+    AppendServerError(id.status(), out);
+    return;
+  }
+  context_.stats.CountIssued(Front::kMemcacheText, 1);
+  char digits[20];
+  const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, *id);
+  const size_t length = static_cast<size_t>(end - digits);
+
+  if (value) {
+    out->append("VA ");
+    AppendDecimal(uint64_t{length}, out);
+  } else {
+    out->append("HD");
+  }
+  for (size_t i = 2; i < tokens_.size(); ++i) {
+    const std::string_view flag = tokens_[i];
+    switch (flag[0]) {
+      case 'k': out->append(" k"); out->append(key); break;
+      case 'O': out->append(" "); out->append(flag); break;
+      case 's': out->append(" s"); AppendDecimal(uint64_t{length}, out); break;
+      case 'f': out->append(" f0"); break;
+      case 't': out->append(" t-1"); break;
+      default: break;  // v, q, b, N change nothing in the reply of a hit
+    }
+  }
+  out->append("\r\n");
+  if (value) {
+    out->append(digits, length);
+    out->append("\r\n");
+  }
+}
+
+void TextSession::HandleStats(std::string* out) {
+  ForEachStat(context_.stats.Snapshot(), context_.version,
+              [out](std::string_view name, std::string_view value) {
+                out->append("STAT ");
+                out->append(name);
+                out->append(" ");
+                out->append(value);
+                out->append("\r\n");
+              });
+  out->append("END\r\n");
+}
+
+}  // namespace katsubushi::memcache

@@ -101,8 +101,10 @@ class Connection final : public ConnectionBase,
   }
 
   void ShutdownForStop() override {
-    boost::system::error_code ignored;
-    socket_.shutdown(Socket::shutdown_receive, ignored);
+    // A reply being written is finished first (OnWritten closes); a
+    // connection waiting for input has nothing in flight and closes now.
+    stopping_ = true;
+    if (!writing_) Close();
   }
 
  private:
@@ -129,11 +131,12 @@ class Connection final : public ConnectionBase,
       std::memmove(buffer_.data(), buffer_.data() + result.consumed, used_ - result.consumed);
       used_ -= result.consumed;
     }
-    close_after_write_ = result.close || used_ >= memcache::kMaxPendingBytes;
+    close_after_write_ = result.close || used_ >= memcache::kMaxPendingBytes || stopping_;
     if (out_.empty()) {
       if (close_after_write_) return Close();
       return Read();
     }
+    writing_ = true;
     asio::async_write(socket_, asio::buffer(out_),
                       [self = this->shared_from_this()](boost::system::error_code wec, size_t) {
                         self->OnWritten(wec);
@@ -141,8 +144,9 @@ class Connection final : public ConnectionBase,
   }
 
   void OnWritten(boost::system::error_code ec) {
+    writing_ = false;
     out_.clear();  // keeps its capacity: no allocation on the next reply
-    if (ec || close_after_write_) return Close();
+    if (ec || close_after_write_ || stopping_) return Close();
     Read();
   }
 
@@ -179,6 +183,8 @@ class Connection final : public ConnectionBase,
   size_t used_ = 0;
   std::string out_;
   bool close_after_write_ = false;
+  bool writing_ = false;
+  bool stopping_ = false;
   Clock::time_point last_active_;
 };
 

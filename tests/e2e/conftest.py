@@ -1,0 +1,75 @@
+"""Starts the real katsubushi binary for end-to-end tests and always stops it."""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+# 2015-01-01T00:00:00Z in Unix ms, and the default layout's bit positions.
+EPOCH_MS = 1420070400000
+WORKER_SHIFT, SEQUENCE_BITS = 12, 12
+
+
+def worker_of(id_):
+    return (id_ >> WORKER_SHIFT) & 0x3FF
+
+
+def ms_of(id_):
+    return (id_ >> 22) + EPOCH_MS
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(port, proc, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"katsubushi exited early with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"katsubushi did not listen on {port} within {timeout}s")
+
+
+@pytest.fixture(scope="session")
+def katsubushi_bin():
+    path = os.environ.get("KATSUBUSHI_BIN")
+    if not path or not os.access(path, os.X_OK):
+        pytest.fail("KATSUBUSHI_BIN must name the built katsubushi binary")
+    return path
+
+
+class Server:
+    def __init__(self, binary, worker_id, extra_args=()):
+        self.port = free_port()
+        self.worker_id = worker_id
+        self.proc = subprocess.Popen(
+            [binary, f"-worker-id={worker_id}", f"-port={self.port}", "-threads=2", *extra_args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        wait_listening(self.port, self.proc)
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def server(katsubushi_bin):
+    s = Server(katsubushi_bin, worker_id=321)
+    yield s
+    s.stop()

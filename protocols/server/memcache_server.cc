@@ -20,10 +20,10 @@ using tcp = asio::ip::tcp;
 using local = asio::local::stream_protocol;
 using Clock = std::chrono::steady_clock;
 
-// Read granularity; the buffer grows by this much while a request is partial.
+// Bytes read per readiness event.
+constexpr size_t kReadBufferSize = 64 * 1024;
+// Bytes appended per read to a partial request that is still arriving.
 constexpr size_t kReadChunk = 16 * 1024;
-// The buffer never needs more: a session leaves < kMaxPendingBytes unconsumed.
-constexpr size_t kMaxBuffer = memcache::kMaxPendingBytes + kReadChunk;
 // Pause before accepting again after an accept error (EMFILE and friends), so
 // a full descriptor table does not become a busy loop.
 constexpr std::chrono::milliseconds kAcceptRetryDelay{50};
@@ -43,6 +43,9 @@ struct Worker {
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard{io.get_executor()};
   std::thread thread;
   std::atomic<bool> finished{false};
+  // Shared by every connection of this worker; only one runs at a time.
+  std::vector<char> read_buffer = std::vector<char>(kReadBufferSize);
+  std::string write_buffer;
 };
 
 }  // namespace
@@ -94,60 +97,103 @@ class Connection final : public ConnectionBase,
   void Start() {
     worker_.connections.insert(this);
     impl_.context.stats.ConnectionOpened(Front::kMemcacheText);
-    buffer_.resize(kReadChunk);
+    boost::system::error_code ec;
+    socket_.non_blocking(true, ec);
+    if (ec) return Close();
     last_active_ = Clock::now();
     if (impl_.options.idle_timeout.count() > 0) ArmIdleTimer(last_active_ + impl_.options.idle_timeout);
-    Read();
+    WaitReadable();
   }
 
   void ShutdownForStop() override {
-    // A reply being written is finished first (OnWritten closes); a
+    // A reply being written is finished first (OnWritable closes); a
     // connection waiting for input has nothing in flight and closes now.
     stopping_ = true;
-    if (!writing_) Close();
+    if (unsent_.empty()) Close();
   }
 
  private:
-  void Read() {
-    if (buffer_.size() - used_ < kReadChunk / 2) {
-      buffer_.resize(std::min(kMaxBuffer, used_ + kReadChunk));
-    }
-    socket_.async_read_some(asio::buffer(buffer_.data() + used_, buffer_.size() - used_),
-                            [self = this->shared_from_this()](boost::system::error_code ec, size_t n) {
-                              self->OnRead(ec, n);
-                            });
+  // memcached's pattern: wait for readability, then read with a non-blocking
+  // call into the worker's shared buffer, answer, and write straight back.
+  // An idle connection owns no buffer at all, and a request/reply round trip
+  // costs one reactor operation instead of two.
+  void WaitReadable() {
+    socket_.async_wait(Socket::wait_read,
+                       [self = this->shared_from_this()](boost::system::error_code ec) {
+                         if (ec) return self->Close();
+                         self->OnReadable();
+                       });
   }
 
-  void OnRead(boost::system::error_code ec, size_t n) {
+  void OnReadable() {
+    // Usually nothing is pending and the read goes into the worker's shared
+    // buffer. A partial request is kept in pending_ and later reads append to
+    // it in place, so a request that trickles in is never copied more than
+    // once per byte.
+    const bool fresh = pending_.empty();
+    char* data;
+    size_t used;
+    boost::system::error_code ec;
+    if (fresh) {
+      data = worker_.read_buffer.data();
+      used = socket_.read_some(asio::buffer(worker_.read_buffer), ec);
+    } else {
+      const size_t old = pending_.size();
+      pending_.resize(old + kReadChunk);
+      const size_t n = socket_.read_some(asio::buffer(pending_.data() + old, kReadChunk), ec);
+      pending_.resize(old + n);
+      data = pending_.data();
+      used = pending_.size();
+    }
+    if (ec == asio::error::would_block || ec == asio::error::try_again) return WaitReadable();
     if (ec) return Close();
-    used_ += n;
     last_active_ = Clock::now();
-    if (!session_) {
-      session_ = memcache::NewSession(static_cast<uint8_t>(buffer_[0]), impl_.context);
+    if (!session_) session_ = memcache::NewSession(static_cast<uint8_t>(data[0]), impl_.context);
+
+    std::string& out = worker_.write_buffer;
+    out.clear();
+    const memcache::ProcessResult result = session_->Process(std::string_view(data, used), &out);
+    // Keep only what the session left: a partial request, < kMaxPendingBytes.
+    if (fresh) {
+      pending_.assign(data + result.consumed, used - result.consumed);
+    } else {
+      pending_.erase(0, result.consumed);
+      if (pending_.empty()) std::string().swap(pending_);  // idle connections own no buffer
     }
-    const memcache::ProcessResult result =
-        session_->Process(std::string_view(buffer_.data(), used_), &out_);
-    if (result.consumed > 0) {
-      std::memmove(buffer_.data(), buffer_.data() + result.consumed, used_ - result.consumed);
-      used_ -= result.consumed;
+    close_after_write_ = result.close || stopping_;
+
+    size_t written = 0;
+    if (!out.empty()) {
+      written = socket_.write_some(asio::buffer(out), ec);
+      if (ec && ec != asio::error::would_block && ec != asio::error::try_again) return Close();
     }
-    close_after_write_ = result.close || used_ >= memcache::kMaxPendingBytes || stopping_;
-    if (out_.empty()) {
-      if (close_after_write_) return Close();
-      return Read();
+    if (written < out.size()) {
+      unsent_.assign(out, written);
+      return WaitWritable();
     }
-    writing_ = true;
-    asio::async_write(socket_, asio::buffer(out_),
-                      [self = this->shared_from_this()](boost::system::error_code wec, size_t) {
-                        self->OnWritten(wec);
-                      });
+    if (close_after_write_) return Close();
+    WaitReadable();
   }
 
-  void OnWritten(boost::system::error_code ec) {
-    writing_ = false;
-    out_.clear();  // keeps its capacity: no allocation on the next reply
-    if (ec || close_after_write_ || stopping_) return Close();
-    Read();
+  // The kernel buffer was full (a client that pipelines and reads slowly):
+  // write the rest before reading more, which also pushes back on the client.
+  void WaitWritable() {
+    socket_.async_wait(Socket::wait_write,
+                       [self = this->shared_from_this()](boost::system::error_code ec) {
+                         if (ec) return self->Close();
+                         self->OnWritable();
+                       });
+  }
+
+  void OnWritable() {
+    boost::system::error_code ec;
+    const size_t n = socket_.write_some(asio::buffer(unsent_), ec);
+    if (ec && ec != asio::error::would_block && ec != asio::error::try_again) return Close();
+    unsent_.erase(0, n);
+    if (!unsent_.empty()) return WaitWritable();
+    std::string().swap(unsent_);
+    if (close_after_write_ || stopping_) return Close();
+    WaitReadable();
   }
 
   void ArmIdleTimer(Clock::time_point deadline) {
@@ -179,11 +225,9 @@ class Connection final : public ConnectionBase,
   Socket socket_;
   asio::steady_timer idle_timer_;
   std::unique_ptr<memcache::Session> session_;
-  std::vector<char> buffer_;
-  size_t used_ = 0;
-  std::string out_;
+  std::string pending_;  // unconsumed input between reads (usually empty)
+  std::string unsent_;   // reply bytes the kernel did not take yet (usually empty)
   bool close_after_write_ = false;
-  bool writing_ = false;
   bool stopping_ = false;
   Clock::time_point last_active_;
 };

@@ -137,6 +137,7 @@ class Connection final : public ConnectionBase,
     if (fresh) {
       data = worker_.read_buffer.data();
       used = socket_.read_some(asio::buffer(worker_.read_buffer), ec);
+      more_may_be_waiting_ = used == worker_.read_buffer.size();
     } else {
       const size_t old = pending_.size();
       pending_.resize(old + kReadChunk);
@@ -144,6 +145,7 @@ class Connection final : public ConnectionBase,
       pending_.resize(old + n);
       data = pending_.data();
       used = pending_.size();
+      more_may_be_waiting_ = n == kReadChunk;
     }
     if (ec == asio::error::would_block || ec == asio::error::try_again) return WaitReadable();
     if (ec) return Close();
@@ -172,7 +174,15 @@ class Connection final : public ConnectionBase,
       return WaitWritable();
     }
     if (close_after_write_) return Close();
-    WaitReadable();
+    ContinueReading();
+  }
+
+  // Readiness is edge-triggered in Asio's reactor: after a read that filled
+  // the buffer, unread bytes may be waiting with no new edge to come, so read
+  // again (posted, to take turns with the worker's other connections).
+  void ContinueReading() {
+    if (!more_may_be_waiting_) return WaitReadable();
+    asio::post(worker_.io, [self = this->shared_from_this()] { self->OnReadable(); });
   }
 
   // The kernel buffer was full (a client that pipelines and reads slowly):
@@ -193,7 +203,7 @@ class Connection final : public ConnectionBase,
     if (!unsent_.empty()) return WaitWritable();
     std::string().swap(unsent_);
     if (close_after_write_ || stopping_) return Close();
-    WaitReadable();
+    ContinueReading();
   }
 
   void ArmIdleTimer(Clock::time_point deadline) {
@@ -229,6 +239,7 @@ class Connection final : public ConnectionBase,
   std::string unsent_;   // reply bytes the kernel did not take yet (usually empty)
   bool close_after_write_ = false;
   bool stopping_ = false;
+  bool more_may_be_waiting_ = false;
   Clock::time_point last_active_;
 };
 

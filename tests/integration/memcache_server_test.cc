@@ -259,6 +259,23 @@ TEST_F(MemcacheServerTest, PipelinedRequestsAnsweredInOrder) {
   }
 }
 
+TEST_F(MemcacheServerTest, InputLargerThanOneReadIsAllAnswered) {
+  // 200 KB of commands in one burst: more than one read's worth, so the
+  // server must keep reading without waiting for another readiness edge.
+  StartServer();
+  Client c(port_);
+  constexpr int kCommands = 20'000;
+  std::string burst;
+  for (int i = 0; i < kCommands; ++i) burst += "version\r\n";
+  std::thread sender([&] { c.Send(burst); });
+  const std::string reply = c.ReadUntil(
+      [](const std::string& b) { return b.size() >= kCommands * std::string("VERSION 1.2.3\r\n").size(); },
+      10s);
+  sender.join();
+  EXPECT_EQ(reply.size(), kCommands * std::string("VERSION 1.2.3\r\n").size());
+  EXPECT_TRUE(reply.ends_with("VERSION 1.2.3\r\n"));
+}
+
 TEST_F(MemcacheServerTest, OneByteAtATime) {
   StartServer();
   Client c(port_);

@@ -133,6 +133,8 @@ def main():
     ap.add_argument("--duration", type=float, default=5)
     ap.add_argument("--warmup", type=float, default=1)
     ap.add_argument("--rounds", type=int, default=1, help="repeat every shape; the best round counts")
+    ap.add_argument("--only", default="", help="run only the shapes whose name contains this")
+    ap.add_argument("--no-rss", action="store_true", help="skip the idle-connection RSS run")
     args = ap.parse_args()
     build = os.path.abspath(args.build)
 
@@ -141,21 +143,22 @@ def main():
     fresh_rss = {s.name: rss_kib(s.proc.pid) for s in servers}
     try:
         results = {}
-        for name, shape in SHAPES:
+        shapes = [(n, s) for n, s in SHAPES if args.only in n]
+        for name, shape in shapes:
             for _ in range(args.rounds):
                 for server in servers:  # alternate, so drift hits both alike
                     r = run_load(build, server, shape, args.duration, args.warmup)
                     best = results.get((name, server.name))
                     if best is None or r["requests_per_second"] > best["requests_per_second"]:
                         results[(name, server.name)] = r
-        rss = {s.name: idle_rss(build, s) for s in servers}
+        rss = {} if args.no_rss else {s.name: idle_rss(build, s) for s in servers}
     finally:
         for s in servers:
             s.stop()
 
     print(f"{'shape':36} {'server':11} {'req/s':>10} {'IDs/s':>11} {'p50us':>7} {'p99us':>7} "
           f"{'p999us':>7} {'cpu s/M':>8}")
-    for name, _ in SHAPES:
+    for name, _ in shapes:
         for server in ("memcached", "katsubushi"):
             r = results[(name, server)]
             print(f"{name:36} {server:11} {r['requests_per_second']:10.0f} {r['values_per_second']:11.0f} "

@@ -20,10 +20,14 @@ using tcp = asio::ip::tcp;
 using local = asio::local::stream_protocol;
 using Clock = std::chrono::steady_clock;
 
-// Bytes read per readiness event.
-constexpr size_t kReadBufferSize = 64 * 1024;
-// Bytes appended per read to a partial request that is still arriving.
-constexpr size_t kReadChunk = 16 * 1024;
+// A connection's input buffer starts small (5,000 idle connections cost
+// 5,000 of these), doubles while a burst or a long request fills it, and goes
+// back to the initial size once it is drained.
+constexpr size_t kInitialBuffer = 2 * 1024;
+constexpr size_t kMinReadRoom = 1024;
+constexpr size_t kShrinkAbove = 64 * 1024;
+// A session leaves < kMaxPendingBytes unconsumed, so this always has room.
+constexpr size_t kMaxBuffer = memcache::kMaxPendingBytes + 64 * 1024;
 // Pause before accepting again after an accept error (EMFILE and friends), so
 // a full descriptor table does not become a busy loop.
 constexpr std::chrono::milliseconds kAcceptRetryDelay{50};
@@ -39,12 +43,14 @@ struct Worker {
   // Declared first so it is destroyed last: destroying `io` destroys pending
   // handlers, and with them connections that unregister themselves here.
   std::unordered_set<ConnectionBase*> connections;  // this worker's thread only
-  asio::io_context io{1};  // one thread per context: no internal locking needed
+  // One thread runs this context and is the only one to start or complete
+  // I/O on its sockets (other threads only post to it and register accepted
+  // sockets), so the reactor's per-descriptor I/O lock can go.
+  asio::io_context io{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard{io.get_executor()};
   std::thread thread;
   std::atomic<bool> finished{false};
-  // Shared by every connection of this worker; only one runs at a time.
-  std::vector<char> read_buffer = std::vector<char>(kReadBufferSize);
+  // Replies are built here; connections of this worker take turns.
   std::string write_buffer;
 };
 
@@ -102,65 +108,52 @@ class Connection final : public ConnectionBase,
     if (ec) return Close();
     last_active_ = Clock::now();
     if (impl_.options.idle_timeout.count() > 0) ArmIdleTimer(last_active_ + impl_.options.idle_timeout);
-    WaitReadable();
+    buffer_.resize(kInitialBuffer);
+    Read();
   }
 
   void ShutdownForStop() override {
     // A reply being written is finished first (OnWritable closes); a
     // connection waiting for input has nothing in flight and closes now.
     stopping_ = true;
-    if (unsent_.empty()) Close();
+    if (unsent_.empty()) Close();  // cancels the pending read
   }
 
  private:
-  // memcached's pattern: wait for readability, then read with a non-blocking
-  // call into the worker's shared buffer, answer, and write straight back.
-  // An idle connection owns no buffer at all, and a request/reply round trip
-  // costs one reactor operation instead of two.
-  void WaitReadable() {
-    socket_.async_wait(Socket::wait_read,
-                       [self = this->shared_from_this()](boost::system::error_code ec) {
-                         if (ec) return self->Close();
-                         self->OnReadable();
-                       });
+  // Reads go into a small per-connection buffer with async_read_some, which
+  // Asio tries speculatively before touching epoll; waiting for readiness
+  // without a buffer (async_wait) would cost an epoll_ctl per request. The
+  // reply is built in the worker's shared buffer and written with a direct
+  // non-blocking send; only what the kernel does not take is kept.
+  void Read() {
+    if (buffer_.size() - used_ < kMinReadRoom) {
+      // A partial request (or a burst) filled it: grow, within what a session
+      // can ever leave unconsumed.
+      buffer_.resize(std::min(kMaxBuffer, std::max(buffer_.size() * 2, used_ + kMinReadRoom)));
+    }
+    socket_.async_read_some(asio::buffer(buffer_.data() + used_, buffer_.size() - used_),
+                            [self = this->shared_from_this()](boost::system::error_code ec, size_t n) {
+                              self->OnRead(ec, n);
+                            });
   }
 
-  void OnReadable() {
-    // Usually nothing is pending and the read goes into the worker's shared
-    // buffer. A partial request is kept in pending_ and later reads append to
-    // it in place, so a request that trickles in is never copied more than
-    // once per byte.
-    const bool fresh = pending_.empty();
-    char* data;
-    size_t used;
-    boost::system::error_code ec;
-    if (fresh) {
-      data = worker_.read_buffer.data();
-      used = socket_.read_some(asio::buffer(worker_.read_buffer), ec);
-      more_may_be_waiting_ = used == worker_.read_buffer.size();
-    } else {
-      const size_t old = pending_.size();
-      pending_.resize(old + kReadChunk);
-      const size_t n = socket_.read_some(asio::buffer(pending_.data() + old, kReadChunk), ec);
-      pending_.resize(old + n);
-      data = pending_.data();
-      used = pending_.size();
-      more_may_be_waiting_ = n == kReadChunk;
-    }
-    if (ec == asio::error::would_block || ec == asio::error::try_again) return WaitReadable();
+  void OnRead(boost::system::error_code ec, size_t n) {
     if (ec) return Close();
+    used_ += n;
     last_active_ = Clock::now();
-    if (!session_) session_ = memcache::NewSession(static_cast<uint8_t>(data[0]), impl_.context);
+    if (!session_) session_ = memcache::NewSession(static_cast<uint8_t>(buffer_[0]), impl_.context);
 
     std::string& out = worker_.write_buffer;
     out.clear();
-    const memcache::ProcessResult result = session_->Process(std::string_view(data, used), &out);
+    const memcache::ProcessResult result =
+        session_->Process(std::string_view(buffer_.data(), used_), &out);
     // Keep only what the session left: a partial request, < kMaxPendingBytes.
-    if (fresh) {
-      pending_.assign(data + result.consumed, used - result.consumed);
-    } else {
-      pending_.erase(0, result.consumed);
-      if (pending_.empty()) std::string().swap(pending_);  // idle connections own no buffer
+    if (result.consumed > 0) {
+      std::memmove(buffer_.data(), buffer_.data() + result.consumed, used_ - result.consumed);
+      used_ -= result.consumed;
+    }
+    if (used_ == 0 && buffer_.size() > kShrinkAbove) {
+      std::vector<char>(kInitialBuffer).swap(buffer_);  // a burst is over: give the memory back
     }
     close_after_write_ = result.close || stopping_;
 
@@ -174,15 +167,7 @@ class Connection final : public ConnectionBase,
       return WaitWritable();
     }
     if (close_after_write_) return Close();
-    ContinueReading();
-  }
-
-  // Readiness is edge-triggered in Asio's reactor: after a read that filled
-  // the buffer, unread bytes may be waiting with no new edge to come, so read
-  // again (posted, to take turns with the worker's other connections).
-  void ContinueReading() {
-    if (!more_may_be_waiting_) return WaitReadable();
-    asio::post(worker_.io, [self = this->shared_from_this()] { self->OnReadable(); });
+    Read();
   }
 
   // The kernel buffer was full (a client that pipelines and reads slowly):
@@ -203,7 +188,7 @@ class Connection final : public ConnectionBase,
     if (!unsent_.empty()) return WaitWritable();
     std::string().swap(unsent_);
     if (close_after_write_ || stopping_) return Close();
-    ContinueReading();
+    Read();
   }
 
   void ArmIdleTimer(Clock::time_point deadline) {
@@ -235,11 +220,11 @@ class Connection final : public ConnectionBase,
   Socket socket_;
   asio::steady_timer idle_timer_;
   std::unique_ptr<memcache::Session> session_;
-  std::string pending_;  // unconsumed input between reads (usually empty)
-  std::string unsent_;   // reply bytes the kernel did not take yet (usually empty)
+  std::vector<char> buffer_;  // input; [0, used_) is not yet consumed
+  size_t used_ = 0;
+  std::string unsent_;  // reply bytes the kernel did not take yet (usually empty)
   bool close_after_write_ = false;
   bool stopping_ = false;
-  bool more_may_be_waiting_ = false;
   Clock::time_point last_active_;
 };
 

@@ -7,35 +7,14 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
-#include <ctime>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "katsubushi/id_layout.h"
+#include "katsubushi/time_format.h"
 
 namespace {
-
-// RFC 3339 in UTC with milliseconds, as Go's time.Time marshals to JSON
-// (Go omits trailing zero fractions; we do the same).
-std::string FormatRfc3339(int64_t unix_millis) {
-  const std::time_t seconds = static_cast<std::time_t>(unix_millis / 1000);
-  const int millis = static_cast<int>(unix_millis % 1000);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char buf[64];
-  size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  std::string out(buf, n);
-  if (millis != 0) {
-    char frac[8];
-    std::snprintf(frac, sizeof frac, ".%03d", millis);
-    std::string f(frac);
-    while (f.back() == '0') f.pop_back();
-    out += f;
-  }
-  out += 'Z';
-  return out;
-}
 
 bool ParseId(std::string_view text, uint64_t* id) {
   if (text.empty()) return false;
@@ -79,7 +58,7 @@ int main(int argc, char** argv) {
     }
     const katsubushi::IdParts parts = layout.Decode(id);
     std::printf("{\"time\":\"%s\",\"worker_id\":%u,\"sequence\":%u}\n",
-                FormatRfc3339(parts.unix_millis).c_str(), parts.worker_id, parts.sequence);
+                katsubushi::FormatRfc3339Millis(parts.unix_millis).c_str(), parts.worker_id, parts.sequence);
   }
   return 0;
 }

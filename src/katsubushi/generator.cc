@@ -139,6 +139,16 @@ Status Generator::AdvancePast(int64_t unix_millis, std::chrono::milliseconds max
   }
 }
 
+Status Generator::CanIssue() const {
+  const int64_t now_micros = clock_.NowUnixMicros();
+  if (now_micros < kEpochUnixMillis * 1000) return kClockBeforeEpoch;
+  const uint64_t now_tick = static_cast<uint64_t>(layout_.TickAt(now_micros / 1000));
+  if (now_tick > layout_.max_tick()) return kTimeOutOfRange;
+  const uint64_t last_tick = last_slot_.load(std::memory_order_relaxed) >> layout_.sequence_bits();
+  if (last_tick > now_tick + max_rollback_ticks_) return kClockMovedBackwards;
+  return Status::Ok();
+}
+
 int64_t Generator::last_issued_unix_millis() const {
   const uint64_t last = last_slot_.load(std::memory_order_relaxed);
   if (last == 0) return 0;

@@ -102,6 +102,11 @@ class Generator {
   // until the clock passes it.
   Status AdvancePast(int64_t unix_millis, std::chrono::milliseconds max_wait);
 
+  // Whether Next() would issue now, without issuing: kClockMovedBackwards when
+  // the clock is too far behind the last ID, kClockBeforeEpoch or
+  // kTimeOutOfRange when it is outside the layout. For health checks.
+  Status CanIssue() const;
+
   // Start (Unix ms) of the tick of the last ID issued; 0 before the first one.
   // This is what a restart watermark should persist.
   int64_t last_issued_unix_millis() const;

@@ -282,6 +282,20 @@ TEST(GeneratorTest, AdvancePastTimeoutStillKeepsTheFloor) {
   EXPECT_GT(kDefault.Decode(NextOrDie(*gen)).unix_millis, kStartMillis + 60'000);
 }
 
+TEST(GeneratorTest, CanIssueReportsWithoutIssuing) {
+  ManualClock clock(kStartMillis * 1000);
+  auto gen = MakeGenerator(clock);
+  EXPECT_TRUE(gen->CanIssue().ok());
+  const uint64_t first = NextOrDie(*gen);
+  clock.AdvanceMillis(-6);
+  EXPECT_EQ(gen->CanIssue(), kClockMovedBackwards);
+  clock.AdvanceMillis(2);  // 4 ms behind: within the bound
+  EXPECT_TRUE(gen->CanIssue().ok());
+  EXPECT_EQ(kDefault.SequenceOf(NextOrDie(*gen)), kDefault.SequenceOf(first) + 1);
+  clock.SetMillis(kEpochUnixMillis - 1);
+  EXPECT_EQ(gen->CanIssue(), kClockBeforeEpoch);
+}
+
 TEST(GeneratorTest, LastIssuedMillisTracksTheStateForWatermarks) {
   ManualClock clock(kStartMillis * 1000);
   auto gen = MakeGenerator(clock);

@@ -122,3 +122,19 @@ TEST(IdLayoutTest, DecodeIgnoresBitsAboveTheLayout) {
 
 }  // namespace
 }  // namespace katsubushi
+
+#include "katsubushi/time_format.h"
+
+namespace katsubushi {
+namespace {
+
+TEST(TimeFormatTest, GoJsonTimeShape) {
+  EXPECT_EQ(FormatRfc3339Millis(1487755098863), "2017-02-22T09:18:18.863Z");
+  EXPECT_EQ(FormatRfc3339Millis(kEpochUnixMillis), "2015-01-01T00:00:00Z");
+  EXPECT_EQ(FormatRfc3339Millis(kEpochUnixMillis + 30), "2015-01-01T00:00:00.03Z");
+  EXPECT_EQ(FormatRfc3339Millis(kEpochUnixMillis + 100), "2015-01-01T00:00:00.1Z");
+  EXPECT_EQ(FormatRfc3339Millis(-1), "1969-12-31T23:59:59.999Z");
+}
+
+}  // namespace
+}  // namespace katsubushi

@@ -11,6 +11,7 @@
 #include "katsubushi/generator.h"
 #include "katsubushi/stats.h"
 #include "katsubushi/version.h"
+#include "http/http_server.h"
 #include "memcache/session.h"
 #include "server/memcache_server.h"
 
@@ -51,8 +52,8 @@ int RunServer(const Config& config) {
   if (config.enable_pprof || config.enable_stats) {
     spdlog::warn("-enable-pprof and -enable-stats are Go runtime profilers; not supported here, ignored");
   }
-  if (config.http_port != 0 || config.grpc_port != 0) {
-    spdlog::warn("-http-port and -grpc-port are not implemented yet; ignored");
+  if (config.grpc_port != 0) {
+    spdlog::warn("-grpc-port is not implemented yet; ignored");
   }
 
   GeneratorOptions options;
@@ -86,6 +87,19 @@ int RunServer(const Config& config) {
       spdlog::info("Listening server at {}", config.sock);
     }
   }
+  const http::HttpContext http_context{*generator, stats, kVersion, {}, {}};
+  http::HttpOptions http_options;
+  http_options.port = static_cast<uint16_t>(config.http_port);
+  http_options.threads = server_options.threads;
+  http::HttpServer http_server(http_context, http_options);
+  if (config.http_port != 0) {
+    if (std::error_code ec = http_server.Start()) {
+      spdlog::error("cannot listen for HTTP on port {}: {}", config.http_port, ec.message());
+      memcache_server.Stop(kShutdownGrace);
+      return 1;
+    }
+    spdlog::info("Listening HTTP server at [::]:{}", http_server.port());
+  }
   spdlog::info("Worker ID = {}", generator->worker_id());
 
   boost::asio::io_context signal_io(1);
@@ -97,6 +111,7 @@ int RunServer(const Config& config) {
   });
   signal_io.run();
 
+  http_server.Stop(kShutdownGrace);
   memcache_server.Stop(kShutdownGrace);
   spdlog::info("Shutdown completed");
   return 0;

@@ -1,0 +1,254 @@
+#include "http/http_server.h"
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+namespace katsubushi::http {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+
+constexpr std::chrono::milliseconds kAcceptRetryDelay{50};
+
+}  // namespace
+
+class Session;
+
+struct HttpServer::Impl {
+  Impl(HttpServer& s, const HttpContext& c, HttpOptions o)
+      : server(s), context(c), options(std::move(o)), io(static_cast<int>(std::max<size_t>(1, options.threads))) {}
+
+  HttpServer& server;
+  const HttpContext& context;
+  const HttpOptions options;
+  // Live sessions, so Stop() can close the idle ones. Touched on accept,
+  // on session end and by Stop(): a mutex is fine off the request path.
+  // Declared before `io`, whose destruction may destroy sessions.
+  std::mutex sessions_mutex;
+  std::unordered_set<Session*> sessions;
+  std::atomic<size_t> open{0};
+  asio::io_context io;
+  std::optional<tcp::acceptor> acceptor;
+  std::optional<asio::steady_timer> retry_timer;
+  std::vector<std::thread> threads;
+  std::atomic<bool> stopping{false};
+  bool started = false;
+
+  void Accept();
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(HttpServer::Impl& impl, tcp::socket socket)
+      : impl_(impl), stream_(std::move(socket)) {}
+
+  ~Session() {
+    {
+      std::lock_guard lock(impl_.sessions_mutex);
+      impl_.sessions.erase(this);
+    }
+    impl_.context.stats.ConnectionClosed(Front::kHttp);
+    impl_.open.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  void Start() {
+    {
+      std::lock_guard lock(impl_.sessions_mutex);
+      impl_.sessions.insert(this);
+    }
+    impl_.context.stats.ConnectionOpened(Front::kHttp);
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); });
+  }
+
+  // From any thread: close at once unless a response is being written.
+  void Shutdown() {
+    std::shared_ptr<Session> self_or_null = weak_from_this().lock();
+    if (!self_or_null) return;  // already being destroyed
+    asio::post(stream_.get_executor(), [self = std::move(self_or_null)] {
+      self->stopping_ = true;
+      if (!self->writing_) self->Close();
+    });
+  }
+
+ private:
+  void Read() {
+    parser_.emplace();
+    parser_->header_limit(HttpOptions::kMaxHeaderBytes);
+    parser_->body_limit(HttpOptions::kMaxBodyBytes);
+    stream_.expires_after(impl_.options.request_timeout);
+    beast::http::async_read(stream_, buffer_, *parser_,
+                            [self = shared_from_this()](beast::error_code ec, size_t) {
+                              self->OnRead(ec);
+                            });
+  }
+
+  void OnRead(beast::error_code ec) {
+    if (ec == beast::http::error::end_of_stream || ec == asio::error::operation_aborted ||
+        ec == beast::error::timeout || stopping_) {
+      return Close();
+    }
+    if (ec) {
+      // A malformed or oversized request: answer in HTTP's terms, then close,
+      // since the rest of the stream cannot be framed.
+      Request bad;
+      bad.version(11);
+      bad.keep_alive(false);
+      beast::http::status code = beast::http::status::bad_request;
+      std::string message = "bad request: " + ec.message() + "\n";
+      if (ec == beast::http::error::header_limit) code = beast::http::status::request_header_fields_too_large;
+      if (ec == beast::http::error::body_limit) code = beast::http::status::payload_too_large;
+      response_.emplace(code, 11);
+      response_->set(beast::http::field::content_type, "text/plain");
+      response_->body() = std::move(message);
+      response_->keep_alive(false);
+      response_->prepare_payload();
+      return Write();
+    }
+    response_.emplace(Route(parser_->get(), impl_.context));
+    Write();
+  }
+
+  void Write() {
+    writing_ = true;
+    // The response lives in the session until the write completes (Boost
+    // 1.74 has no message_generator).
+    beast::http::async_write(stream_, *response_,
+                             [self = shared_from_this()](beast::error_code ec, size_t) {
+                               self->OnWrite(ec);
+                             });
+  }
+
+  void OnWrite(beast::error_code ec) {
+    writing_ = false;
+    const bool keep_alive = response_->keep_alive();
+    response_.reset();
+    if (ec || !keep_alive || stopping_) return Close();
+    Read();
+  }
+
+  void Close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.close();
+  }
+
+  HttpServer::Impl& impl_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<beast::http::request_parser<beast::http::string_body>> parser_;
+  std::optional<Response> response_;
+  bool writing_ = false;
+  bool stopping_ = false;
+};
+
+void HttpServer::Impl::Accept() {
+  acceptor->async_accept(asio::make_strand(io), [this](beast::error_code ec, tcp::socket socket) {
+    if (stopping.load(std::memory_order_relaxed) || ec == asio::error::operation_aborted) return;
+    if (ec) {
+      spdlog::warn("http accept failed: {}; retrying", ec.message());
+      retry_timer->expires_after(kAcceptRetryDelay);
+      retry_timer->async_wait([this](beast::error_code tec) {
+        if (!tec && !stopping.load(std::memory_order_relaxed)) Accept();
+      });
+      return;
+    }
+    if (open.load(std::memory_order_relaxed) >= options.max_connections) {
+      server.rejected_.fetch_add(1, std::memory_order_relaxed);
+      spdlog::warn("http connection limit {} reached; closing a new connection", options.max_connections);
+      beast::error_code ignored;
+      socket.close(ignored);
+    } else {
+      open.fetch_add(1, std::memory_order_relaxed);
+      beast::error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
+      std::make_shared<Session>(*this, std::move(socket))->Start();
+    }
+    Accept();
+  });
+}
+
+HttpServer::HttpServer(const HttpContext& context, HttpOptions options)
+    : impl_(std::make_unique<Impl>(*this, context, std::move(options))) {}
+
+HttpServer::~HttpServer() { Stop(); }
+
+std::error_code HttpServer::Start() {
+  Impl& im = *impl_;
+  if (im.started) return std::make_error_code(std::errc::operation_in_progress);
+  beast::error_code ec;
+  tcp::endpoint endpoint;
+  const bool any = im.options.address.empty();
+  if (any) {
+    endpoint = tcp::endpoint(tcp::v6(), im.options.port);
+  } else {
+    endpoint = tcp::endpoint(asio::ip::make_address(im.options.address, ec), im.options.port);
+    if (ec) return std::make_error_code(std::errc::invalid_argument);
+  }
+  tcp::acceptor& acceptor = im.acceptor.emplace(im.io);
+  acceptor.open(endpoint.protocol(), ec);
+  if (ec && any) {  // no IPv6 here
+    endpoint = tcp::endpoint(tcp::v4(), im.options.port);
+    ec.clear();
+    acceptor.open(endpoint.protocol(), ec);
+  }
+  if (!ec && any && endpoint.protocol() == tcp::v6()) acceptor.set_option(asio::ip::v6_only(false), ec);
+  if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return std::error_code(ec.value(), std::system_category());
+  bound_port_ = acceptor.local_endpoint().port();
+  im.retry_timer.emplace(im.io);
+  im.Accept();
+  for (size_t i = 0; i < std::max<size_t>(1, im.options.threads); ++i) {
+    im.threads.emplace_back([&im] {
+      for (;;) {
+        try {
+          im.io.run();
+          return;
+        } catch (const std::exception& e) {
+          spdlog::error("http io thread: {}", e.what());
+        }
+      }
+    });
+  }
+  im.started = true;
+  return {};
+}
+
+void HttpServer::Stop(std::chrono::milliseconds grace) {
+  Impl& im = *impl_;
+  if (!im.started) return;
+  im.started = false;
+  im.stopping.store(true, std::memory_order_relaxed);
+  asio::post(im.io, [&im] {
+    beast::error_code ignored;
+    im.acceptor->close(ignored);
+    im.retry_timer->cancel();
+  });
+  {
+    std::lock_guard lock(im.sessions_mutex);
+    for (Session* s : im.sessions) s->Shutdown();
+  }
+  // The threads return when the last session is gone; force them after grace.
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  while (im.open.load(std::memory_order_relaxed) > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  im.io.stop();
+  for (std::thread& t : im.threads) t.join();
+  im.threads.clear();
+  im.acceptor.reset();
+  im.retry_timer.reset();
+}
+
+}  // namespace katsubushi::http

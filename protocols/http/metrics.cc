@@ -1,0 +1,101 @@
+#include "http/metrics.h"
+
+#include <chrono>
+
+namespace katsubushi::http {
+namespace {
+
+class Writer {
+ public:
+  explicit Writer(std::string* out) : out_(out) {}
+
+  void Header(std::string_view name, std::string_view type, std::string_view help) {
+    Append("# HELP ", name, " ", help, "\n# TYPE ", name, " ", type, "\n");
+  }
+  void Sample(std::string_view name, std::string_view labels, uint64_t value) {
+    Append(name, labels.empty() ? "" : "{", labels, labels.empty() ? "" : "}", " ");
+    out_->append(std::to_string(value));
+    out_->push_back('\n');
+  }
+  void Labeled(std::string_view name, std::string_view label, std::string_view label_value,
+               uint64_t value) {
+    Append(name, "{", label, "=\"", label_value, "\"} ");
+    out_->append(std::to_string(value));
+    out_->push_back('\n');
+  }
+
+ private:
+  template <typename... Parts>
+  void Append(const Parts&... parts) {
+    (out_->append(std::string_view(parts)), ...);
+  }
+  std::string* out_;
+};
+
+}  // namespace
+
+std::string RenderMetrics(const StatsSnapshot& s, const Generator& generator,
+                          std::string_view version, bool healthy) {
+  std::string out;
+  out.reserve(4096);
+  Writer w(&out);
+
+  w.Header("katsubushi_build_info", "gauge", "Build information; the value is always 1.");
+  w.Labeled("katsubushi_build_info", "version", version, 1);
+  w.Header("katsubushi_up", "gauge", "1 when the server can issue IDs now, else 0.");
+  w.Sample("katsubushi_up", "", healthy ? 1 : 0);
+  w.Header("katsubushi_worker_id", "gauge", "The worker id in every ID this server issues.");
+  w.Sample("katsubushi_worker_id", "", generator.worker_id());
+  w.Header("katsubushi_uptime_seconds", "gauge", "Seconds since the server started.");
+  w.Sample("katsubushi_uptime_seconds", "", static_cast<uint64_t>(s.uptime_seconds));
+
+  w.Header("katsubushi_ids_issued_total", "counter", "IDs issued, by front.");
+  for (size_t i = 0; i < kFrontCount; ++i) {
+    w.Labeled("katsubushi_ids_issued_total", "front", FrontName(static_cast<Front>(i)), s.ids_by_front[i]);
+  }
+  w.Header("katsubushi_get_requests_total", "counter", "Requests for IDs (a multi-key get is one), by front.");
+  for (size_t i = 0; i < kFrontCount; ++i) {
+    w.Labeled("katsubushi_get_requests_total", "front", FrontName(static_cast<Front>(i)),
+              s.cmd_get_by_front[i]);
+  }
+  w.Header("katsubushi_issue_failures_total", "counter", "IDs that could not be issued, by reason.");
+  for (size_t i = 0; i < kIssueErrorCount; ++i) {
+    w.Labeled("katsubushi_issue_failures_total", "reason", IssueErrorName(static_cast<IssueError>(i)),
+              s.misses_by_error[i]);
+  }
+  w.Header("katsubushi_connections", "gauge", "Open connections, by front.");
+  for (size_t i = 0; i < kFrontCount; ++i) {
+    w.Labeled("katsubushi_connections", "front", FrontName(static_cast<Front>(i)),
+              s.curr_connections_by_front[i]);
+  }
+  w.Header("katsubushi_connections_total", "counter", "Connections accepted, by front.");
+  for (size_t i = 0; i < kFrontCount; ++i) {
+    w.Labeled("katsubushi_connections_total", "front", FrontName(static_cast<Front>(i)),
+              s.total_connections_by_front[i]);
+  }
+
+  const GeneratorCounters g = generator.counters();
+  w.Header("katsubushi_generator_waits_total", "counter",
+           "Times a request waited for the clock (a millisecond's sequence was used up).");
+  w.Sample("katsubushi_generator_waits_total", "", g.waits);
+  w.Header("katsubushi_clock_rollbacks_absorbed_total", "counter",
+           "IDs issued while the clock was behind the last ID, within the tolerated step back.");
+  w.Sample("katsubushi_clock_rollbacks_absorbed_total", "", g.rollbacks_absorbed);
+  w.Header("katsubushi_clock_rollback_errors_total", "counter",
+           "Requests refused because the clock was too far behind the last ID.");
+  w.Sample("katsubushi_clock_rollback_errors_total", "", g.rollback_errors);
+
+  // The layout's time runs out (2084 for the default layout); alert well ahead.
+  const IdLayout& layout = generator.layout();
+  const int64_t end_ms = layout.UnixMillisAt(layout.max_tick());
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  w.Header("katsubushi_id_time_remaining_seconds", "gauge",
+           "Seconds until the ID layout's time field is exhausted.");
+  w.Sample("katsubushi_id_time_remaining_seconds", "",
+           end_ms > now_ms ? static_cast<uint64_t>((end_ms - now_ms) / 1000) : 0);
+  return out;
+}
+
+}  // namespace katsubushi::http

@@ -1,0 +1,157 @@
+#include "http/router.h"
+
+#include <gtest/gtest.h>
+
+#include "katsubushi/clock.h"
+
+namespace katsubushi::http {
+namespace {
+
+constexpr int64_t kNowMillis = 1795305600000;  // 2026-11-22T00:00:00Z
+constexpr uint32_t kWorker = 12;
+
+class HttpRouterTest : public ::testing::Test {
+ protected:
+  HttpRouterTest()
+      : generator_(std::move(Generator::Create(clock_, Options())).value()),
+        context_{*generator_, stats_, "7.7.7", {}, {}} {}
+
+  static GeneratorOptions Options() {
+    GeneratorOptions o;
+    o.worker_id = kWorker;
+    return o;
+  }
+  Response Get(std::string_view target, std::string_view accept = {},
+               beast_http::verb method = beast_http::verb::get) {
+    Request r(method, std::string(target), 11);
+    if (!accept.empty()) r.set(beast_http::field::accept, std::string(accept));
+    return Route(r, context_);
+  }
+  std::string Id(uint32_t n) {
+    return std::to_string(
+        IdLayout::Default().Compose(static_cast<uint64_t>(IdLayout::Default().TickAt(kNowMillis)), kWorker, n));
+  }
+  std::string ContentType(const Response& r) { return std::string(r[beast_http::field::content_type]); }
+
+  ManualClock clock_{kNowMillis * 1000};
+  Stats stats_;
+  std::unique_ptr<Generator> generator_;
+  HttpContext context_;
+};
+
+TEST_F(HttpRouterTest, IdAsTextAndJson) {
+  Response r = Get("/id");
+  EXPECT_EQ(r.result_int(), 200);
+  EXPECT_EQ(ContentType(r), "text/plain");
+  EXPECT_EQ(r.body(), Id(0));
+  r = Get("/id", "application/json");
+  EXPECT_EQ(ContentType(r), "application/json");
+  EXPECT_EQ(r.body(), "{\"id\":\"" + Id(1) + "\"}");
+  r = Get("/id", "text/html, application/json;q=0.9");
+  EXPECT_EQ(r.body(), "{\"id\":\"" + Id(2) + "\"}");
+}
+
+TEST_F(HttpRouterTest, IdsJoinedByNewlineOrJsonStrings) {
+  Response r = Get("/ids?n=3");
+  EXPECT_EQ(r.result_int(), 200);
+  EXPECT_EQ(r.body(), Id(0) + "\n" + Id(1) + "\n" + Id(2));
+  r = Get("/ids");
+  EXPECT_EQ(r.body(), Id(3));
+  r = Get("/ids?n=2", "application/json");
+  EXPECT_EQ(r.body(), "{\"ids\":[\"" + Id(4) + "\",\"" + Id(5) + "\"]}\n");
+  r = Get("/ids?x=1&n=%32");  // percent-encoded "2"
+  EXPECT_EQ(r.body(), Id(6) + "\n" + Id(7));
+  r = Get("/ids?n=1000");
+  EXPECT_EQ(std::count(r.body().begin(), r.body().end(), '\n'), 999);
+}
+
+TEST_F(HttpRouterTest, BadCountsAre400WithOneLine) {
+  for (const char* target : {"/ids?n=abc", "/ids?n=0", "/ids?n=-5", "/ids?n=1001", "/ids?n=1e3",
+                             "/ids?n=99999999999999999999"}) {
+    const Response r = Get(target);
+    EXPECT_EQ(r.result_int(), 400) << target;
+    EXPECT_EQ(std::count(r.body().begin(), r.body().end(), '\n'), 1) << target;
+  }
+  EXPECT_EQ(Get("/ids?n=1001").body(), "too many IDs requested: 1001, n should be smaller than 1000\n");
+  EXPECT_EQ(stats_.Snapshot().get_hits, 0u);
+}
+
+TEST_F(HttpRouterTest, StatsIsGoIndentedJson) {
+  Get("/id");
+  const Response r = Get("/stats");
+  EXPECT_EQ(ContentType(r), "application/json");
+  const std::string& b = r.body();
+  EXPECT_EQ(b.rfind("{\n  \"pid\": ", 0), 0u) << b;
+  EXPECT_NE(b.find("\n  \"version\": \"7.7.7\",\n  \"curr_connections\": 0,\n  \"total_connections\": 0,\n"
+                   "  \"cmd_get\": 1,\n  \"get_hits\": 1,\n  \"get_misses\": 0\n}\n"),
+            std::string::npos)
+      << b;
+}
+
+TEST_F(HttpRouterTest, OtherMethodsAre405UnknownPaths404) {
+  EXPECT_EQ(Get("/id", {}, beast_http::verb::post).result_int(), 405);
+  EXPECT_EQ(Get("/ids", {}, beast_http::verb::put).result_int(), 405);
+  EXPECT_EQ(Get("/stats", {}, beast_http::verb::delete_).result_int(), 405);
+  EXPECT_EQ(Get("/nope").result_int(), 404);
+  EXPECT_EQ(Get("/").result_int(), 404);
+  EXPECT_EQ(Get("*").result_int(), 400);
+}
+
+TEST_F(HttpRouterTest, GeneratorFailureIs503AndCounted) {
+  Get("/id");
+  clock_.SetMillis(kNowMillis - 1000);
+  Response r = Get("/id");
+  EXPECT_EQ(r.result_int(), 503);
+  EXPECT_EQ(r.body(), "clock moved backwards\n");
+  r = Get("/ids?n=10");
+  EXPECT_EQ(r.result_int(), 503);
+  EXPECT_EQ(stats_.Snapshot().get_misses, 11u);
+  EXPECT_EQ(Get("/healthz").result_int(), 503);
+  EXPECT_NE(Get("/metrics").body().find("katsubushi_up 0\n"), std::string::npos);
+  clock_.SetMillis(kNowMillis + 1);
+  EXPECT_EQ(Get("/healthz").result_int(), 200);
+}
+
+TEST_F(HttpRouterTest, HealthzUsesTheHealthCallback) {
+  EXPECT_EQ(Get("/healthz").body(), "ok\n");
+  context_.health = [] { return Status(StatusCode::kUnavailable, "no worker id yet"); };
+  const Response r = Get("/healthz");
+  EXPECT_EQ(r.result_int(), 503);
+  EXPECT_EQ(r.body(), "no worker id yet\n");
+}
+
+TEST_F(HttpRouterTest, MetricsExposition) {
+  Get("/ids?n=5");
+  const Response r = Get("/metrics");
+  EXPECT_EQ(ContentType(r), "text/plain; version=0.0.4; charset=utf-8");
+  for (const char* line : {"katsubushi_ids_issued_total{front=\"http\"} 5\n",
+                           "katsubushi_get_requests_total{front=\"http\"} 1\n",
+                           "katsubushi_worker_id 12\n", "katsubushi_up 1\n",
+                           "katsubushi_build_info{version=\"7.7.7\"} 1\n",
+                           "# TYPE katsubushi_issue_failures_total counter\n",
+                           "katsubushi_issue_failures_total{reason=\"clock_moved_backwards\"} 0\n",
+                           "katsubushi_generator_waits_total 0\n"}) {
+    EXPECT_NE(r.body().find(line), std::string::npos) << line;
+  }
+}
+
+TEST_F(HttpRouterTest, Decode) {
+  Response r = Get("/decode?id=283890203179880448");
+  EXPECT_EQ(r.result_int(), 200);
+  EXPECT_EQ(r.body(),
+            "{\"id\":\"283890203179880448\",\"time\":\"2017-02-22T09:18:18.863Z\",\"unix_ms\":1487755098863,"
+            "\"worker_id\":1,\"sequence\":0}\n");
+  for (const char* bad : {"/decode", "/decode?id=", "/decode?id=x1", "/decode?id=-1",
+                          "/decode?id=9223372036854775808"}) {
+    EXPECT_EQ(Get(bad).result_int(), 400) << bad;
+  }
+}
+
+TEST_F(HttpRouterTest, PathPrefix) {
+  context_.path_prefix = "katsubushi/";
+  EXPECT_EQ(Get("/katsubushi/id").result_int(), 200);
+  EXPECT_EQ(Get("/id").result_int(), 404);
+}
+
+}  // namespace
+}  // namespace katsubushi::http

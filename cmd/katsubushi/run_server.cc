@@ -11,6 +11,8 @@
 #include "katsubushi/generator.h"
 #include "katsubushi/stats.h"
 #include "katsubushi/version.h"
+#include "grpc/core_backend.h"
+#include "grpc/grpc_server.h"
 #include "http/http_server.h"
 #include "memcache/session.h"
 #include "server/memcache_server.h"
@@ -51,9 +53,6 @@ int RunServer(const Config& config) {
   }
   if (config.enable_pprof || config.enable_stats) {
     spdlog::warn("-enable-pprof and -enable-stats are Go runtime profilers; not supported here, ignored");
-  }
-  if (config.grpc_port != 0) {
-    spdlog::warn("-grpc-port is not implemented yet; ignored");
   }
 
   GeneratorOptions options;
@@ -100,6 +99,19 @@ int RunServer(const Config& config) {
     }
     spdlog::info("Listening HTTP server at [::]:{}", http_server.port());
   }
+  grpc_api::CoreBackend grpc_backend(*generator, stats, kVersion);
+  grpc_api::GrpcOptions grpc_options;
+  grpc_options.port = static_cast<uint16_t>(config.grpc_port);
+  grpc_api::GrpcServer grpc_server(grpc_backend, grpc_options);
+  if (config.grpc_port != 0) {
+    if (std::error_code ec = grpc_server.Start()) {
+      spdlog::error("cannot listen for gRPC on port {}: {}", config.grpc_port, ec.message());
+      http_server.Stop(kShutdownGrace);
+      memcache_server.Stop(kShutdownGrace);
+      return 1;
+    }
+    spdlog::info("Listening gRPC server at [::]:{}", grpc_server.port());
+  }
   spdlog::info("Worker ID = {}", generator->worker_id());
 
   boost::asio::io_context signal_io(1);
@@ -111,6 +123,7 @@ int RunServer(const Config& config) {
   });
   signal_io.run();
 
+  grpc_server.Stop(kShutdownGrace);
   http_server.Stop(kShutdownGrace);
   memcache_server.Stop(kShutdownGrace);
   spdlog::info("Shutdown completed");

@@ -1,0 +1,45 @@
+// Backend: what the gRPC services need from the core, behind an interface.
+//
+// Why the indirection: proto package `katsubushi` (fixed by go-katsubushi's
+// wire contract: methods are /katsubushi.Generator/Fetch ...) makes protoc
+// generate classes named katsubushi::Generator and katsubushi::Stats, the
+// names of our core classes. So no translation unit may see both: the
+// service code includes the generated headers and this file, and
+// core_backend.cc, which implements it, includes the core and not them.
+//
+// Thread safety: implementations must be callable from any gRPC thread.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "katsubushi/status.h"
+
+namespace katsubushi::grpc_api {
+
+// go-katsubushi's StatsResponse fields.
+struct StatsFields {
+  int64_t pid = 0;
+  int64_t uptime = 0;
+  int64_t time = 0;
+  std::string version;
+  int64_t curr_connections = 0;
+  int64_t total_connections = 0;
+  int64_t cmd_get = 0;
+  int64_t get_hits = 0;
+  int64_t get_misses = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  // Issue IDs and count them as the gRPC front's.
+  virtual Result<uint64_t> NextId() = 0;
+  virtual Status NextIds(std::span<uint64_t> out) = 0;
+  virtual StatsFields GetStats() = 0;
+  // Whether IDs can be issued now (grpc.health.v1 SERVING).
+  virtual Status Health() = 0;
+};
+
+}  // namespace katsubushi::grpc_api

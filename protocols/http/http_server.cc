@@ -24,32 +24,71 @@ constexpr std::chrono::milliseconds kAcceptRetryDelay{50};
 
 class Session;
 
+// One io_context per thread, connections pinned to one: a session's handlers
+// never run concurrently, so it needs no strand, and its stream can use the
+// concrete io_context executor instead of a type-erased, reference-counted one.
+struct Worker {
+  asio::io_context io{1};
+  // Keeps run() going while the worker has no connection yet; Stop() ends it.
+  asio::executor_work_guard<asio::io_context::executor_type> guard{io.get_executor()};
+  std::thread thread;
+};
+
 struct HttpServer::Impl {
   Impl(HttpServer& s, const HttpContext& c, HttpOptions o)
-      : server(s), context(c), options(std::move(o)), io(static_cast<int>(std::max<size_t>(1, options.threads))) {}
+      : server(s), context(c), options(std::move(o)) {
+    for (size_t i = 0; i < std::max<size_t>(1, options.threads); ++i) {
+      workers.push_back(std::make_unique<Worker>());
+    }
+  }
 
   HttpServer& server;
   const HttpContext& context;
   const HttpOptions options;
   // Live sessions, so Stop() can close the idle ones. Touched on accept,
   // on session end and by Stop(): a mutex is fine off the request path.
-  // Declared before `io`, whose destruction may destroy sessions.
+  // Declared before `workers`, whose destruction may destroy sessions.
   std::mutex sessions_mutex;
   std::unordered_set<Session*> sessions;
   std::atomic<size_t> open{0};
-  asio::io_context io;
+  std::vector<std::unique_ptr<Worker>> workers;
+  size_t next_worker = 0;
   std::optional<tcp::acceptor> acceptor;
   std::optional<asio::steady_timer> retry_timer;
-  std::vector<std::thread> threads;
   std::atomic<bool> stopping{false};
   bool started = false;
 
   void Accept();
 };
 
+using Executor = asio::io_context::executor_type;
+using Stream = beast::basic_stream<tcp, Executor, beast::unlimited_rate_policy>;
+using Socket = asio::basic_stream_socket<tcp, Executor>;
+
+// Writes a response as HTTP/1.x bytes. Route() already set Content-Length and
+// Connection; serializing by hand is several times cheaper than Beast's
+// generic serializer for responses this small.
+void Serialize(const Response& response, std::string* out) {
+  out->clear();
+  out->append(response.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
+  out->append(std::to_string(response.result_int()));
+  out->push_back(' ');
+  const auto reason = response.reason();
+  out->append(reason.data(), reason.size());
+  out->append("\r\n");
+  for (const auto& field : response) {
+    out->append(field.name_string().data(), field.name_string().size());
+    out->append(": ");
+    out->append(field.value().data(), field.value().size());
+    out->append("\r\n");
+  }
+  out->append("\r\n");
+  out->append(response.body());
+}
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(HttpServer::Impl& impl, tcp::socket socket)
+  Session(HttpServer::Impl& impl, Socket socket)
       : impl_(impl), stream_(std::move(socket)) {}
 
   ~Session() {
@@ -120,39 +159,41 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Write() {
     writing_ = true;
-    // The response lives in the session until the write completes (Boost
-    // 1.74 has no message_generator).
-    beast::http::async_write(stream_, *response_,
-                             [self = shared_from_this()](beast::error_code ec, size_t) {
-                               self->OnWrite(ec);
-                             });
+    keep_alive_ = response_->keep_alive();
+    Serialize(*response_, &out_);
+    response_.reset();
+    // out_ lives in the session until the write completes.
+    asio::async_write(stream_, asio::buffer(out_),
+                      [self = shared_from_this()](beast::error_code ec, size_t) { self->OnWrite(ec); });
   }
 
   void OnWrite(beast::error_code ec) {
     writing_ = false;
-    const bool keep_alive = response_->keep_alive();
-    response_.reset();
-    if (ec || !keep_alive || stopping_) return Close();
+    if (ec || !keep_alive_ || stopping_) return Close();
     Read();
   }
 
   void Close() {
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.socket().shutdown(Socket::shutdown_send, ignored);
     stream_.close();
   }
 
   HttpServer::Impl& impl_;
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<beast::http::request_parser<beast::http::string_body>> parser_;
   std::optional<Response> response_;
+  std::string out_;
+  bool keep_alive_ = false;
   bool writing_ = false;
   bool stopping_ = false;
 };
 
 void HttpServer::Impl::Accept() {
-  acceptor->async_accept(asio::make_strand(io), [this](beast::error_code ec, tcp::socket socket) {
+  Worker& target = *workers[next_worker];
+  next_worker = (next_worker + 1) % workers.size();
+  acceptor->async_accept(target.io, [this](beast::error_code ec, Socket socket) {
     if (stopping.load(std::memory_order_relaxed) || ec == asio::error::operation_aborted) return;
     if (ec) {
       spdlog::warn("http accept failed: {}; retrying", ec.message());
@@ -194,7 +235,8 @@ std::error_code HttpServer::Start() {
     endpoint = tcp::endpoint(asio::ip::make_address(im.options.address, ec), im.options.port);
     if (ec) return std::make_error_code(std::errc::invalid_argument);
   }
-  tcp::acceptor& acceptor = im.acceptor.emplace(im.io);
+  asio::io_context& io0 = im.workers[0]->io;
+  tcp::acceptor& acceptor = im.acceptor.emplace(io0);
   acceptor.open(endpoint.protocol(), ec);
   if (ec && any) {  // no IPv6 here
     endpoint = tcp::endpoint(tcp::v4(), im.options.port);
@@ -207,13 +249,16 @@ std::error_code HttpServer::Start() {
   if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return std::error_code(ec.value(), std::system_category());
   bound_port_ = acceptor.local_endpoint().port();
-  im.retry_timer.emplace(im.io);
+  im.retry_timer.emplace(io0);
   im.Accept();
-  for (size_t i = 0; i < std::max<size_t>(1, im.options.threads); ++i) {
-    im.threads.emplace_back([&im] {
+  for (auto& w : im.workers) {
+    asio::io_context* io = &w->io;
+    w->thread = std::thread([io] {
+      // Handlers do not throw; if one ever does, log it rather than let the
+      // exception end the process from an io thread.
       for (;;) {
         try {
-          im.io.run();
+          io->run();
           return;
         } catch (const std::exception& e) {
           spdlog::error("http io thread: {}", e.what());
@@ -230,7 +275,7 @@ void HttpServer::Stop(std::chrono::milliseconds grace) {
   if (!im.started) return;
   im.started = false;
   im.stopping.store(true, std::memory_order_relaxed);
-  asio::post(im.io, [&im] {
+  asio::post(im.workers[0]->io, [&im] {
     beast::error_code ignored;
     im.acceptor->close(ignored);
     im.retry_timer->cancel();
@@ -244,9 +289,8 @@ void HttpServer::Stop(std::chrono::milliseconds grace) {
   while (im.open.load(std::memory_order_relaxed) > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  im.io.stop();
-  for (std::thread& t : im.threads) t.join();
-  im.threads.clear();
+  for (auto& w : im.workers) w->io.stop();
+  for (auto& w : im.workers) w->thread.join();
   im.acceptor.reset();
   im.retry_timer.reset();
 }

@@ -69,7 +69,6 @@ bool WantsJson(const Request& request) {
 Response MakeResponse(const Request& request, status code, std::string_view content_type,
                       std::string body) {
   Response response(code, request.version());
-  response.set(field::server, "katsubushi");
   if (!content_type.empty()) {
     response.set(field::content_type, boost::beast::string_view(content_type.data(), content_type.size()));
   }

@@ -1,0 +1,147 @@
+// katsubushi-grpc-bench: unary Fetch (or FetchMulti) load with a fixed number
+// of calls in flight, through grpc++'s callback client API.
+//
+//   katsubushi-grpc-bench --target=127.0.0.1:50051 --concurrency=50 --duration=5 [--n=0]
+//
+// Prints one line of JSON: calls/s, IDs/s, p50/p99/p999 latency in microseconds.
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "katsubushi.grpc.pb.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+  std::string target = "127.0.0.1:50051";
+  int concurrency = 50;
+  double duration_s = 5;
+  double warmup_s = 1;
+  uint32_t n = 0;  // 0: Fetch; otherwise FetchMulti{n}
+};
+
+class Load {
+ public:
+  Load(const Options& o, katsubushi::Generator::Stub& stub)
+      : options_(o), stub_(stub), measure_from_(Clock::now() + Seconds(o.warmup_s)),
+        stop_at_(measure_from_ + Seconds(o.duration_s)) {}
+
+  void Run() {
+    for (int i = 0; i < options_.concurrency; ++i) Start();
+    std::unique_lock lock(mutex_);
+    done_.wait(lock, [this] { return in_flight_ == 0; });
+  }
+
+  void Report() {
+    std::sort(latencies_ns_.begin(), latencies_ns_.end());
+    auto pct = [this](double p) {
+      if (latencies_ns_.empty()) return 0.0;
+      const size_t i = std::min(latencies_ns_.size() - 1, static_cast<size_t>(p / 100.0 * latencies_ns_.size()));
+      return static_cast<double>(latencies_ns_[i]) / 1000.0;
+    };
+    const double calls = static_cast<double>(latencies_ns_.size());
+    std::printf("{\"concurrency\":%d,\"n\":%u,\"seconds\":%.3f,\"calls\":%.0f,\"calls_per_second\":%.0f,"
+                "\"ids_per_second\":%.0f,\"errors\":%llu,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f}\n",
+                options_.concurrency, options_.n, options_.duration_s, calls, calls / options_.duration_s,
+                static_cast<double>(ids_) / options_.duration_s, static_cast<unsigned long long>(errors_),
+                pct(50), pct(99), pct(99.9));
+  }
+
+ private:
+  static Clock::duration Seconds(double s) {
+    return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
+  }
+
+  struct Call {
+    grpc::ClientContext context;
+    katsubushi::FetchRequest request;
+    katsubushi::FetchResponse response;
+    katsubushi::FetchMultiRequest multi_request;
+    katsubushi::FetchMultiResponse multi_response;
+    Clock::time_point started;
+  };
+
+  void Start() {
+    {
+      std::lock_guard lock(mutex_);
+      ++in_flight_;
+    }
+    auto* call = new Call;
+    call->started = Clock::now();
+    auto done = [this, call](grpc::Status status) { Finish(call, status); };
+    if (options_.n == 0) {
+      stub_.async()->Fetch(&call->context, &call->request, &call->response, done);
+    } else {
+      call->multi_request.set_n(options_.n);
+      stub_.async()->FetchMulti(&call->context, &call->multi_request, &call->multi_response, done);
+    }
+  }
+
+  void Finish(Call* call, const grpc::Status& status) {
+    const auto now = Clock::now();
+    bool again;
+    {
+      std::lock_guard lock(mutex_);
+      if (now >= measure_from_ && now < stop_at_) {
+        latencies_ns_.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(now - call->started).count());
+        if (!status.ok()) ++errors_;
+        ids_ += options_.n == 0 ? 1 : static_cast<uint64_t>(call->multi_response.ids_size());
+      }
+      again = now < stop_at_;
+      --in_flight_;
+    }
+    delete call;
+    if (again) {
+      Start();
+    } else {
+      std::lock_guard lock(mutex_);
+      if (in_flight_ == 0) done_.notify_all();
+    }
+  }
+
+  const Options& options_;
+  katsubushi::Generator::Stub& stub_;
+  const Clock::time_point measure_from_;
+  const Clock::time_point stop_at_;
+  std::mutex mutex_;
+  std::condition_variable done_;
+  int in_flight_ = 0;
+  std::vector<int64_t> latencies_ns_;
+  uint64_t ids_ = 0;
+  uint64_t errors_ = 0;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    const size_t eq = a.find('=');
+    const std::string name = a.substr(0, eq), value = eq == std::string::npos ? "" : a.substr(eq + 1);
+    if (name == "--target") o.target = value;
+    else if (name == "--concurrency") o.concurrency = std::atoi(value.c_str());
+    else if (name == "--duration") o.duration_s = std::atof(value.c_str());
+    else if (name == "--warmup") o.warmup_s = std::atof(value.c_str());
+    else if (name == "--n") o.n = static_cast<uint32_t>(std::atoi(value.c_str()));
+    else {
+      std::fprintf(stderr, "unknown option %s\n", a.c_str());
+      return 2;
+    }
+  }
+  auto stub = katsubushi::Generator::NewStub(grpc::CreateChannel(o.target, grpc::InsecureChannelCredentials()));
+  Load load(o, *stub);
+  load.Run();
+  load.Report();
+  return 0;
+}

@@ -23,6 +23,7 @@ class TextSession final : public Session {
   // Returns false when the connection must close.
   bool HandleLine(std::string_view line, std::string* out);
   void HandleGet(std::string* out);
+  void AppendValues(std::string* out) const;
   void HandleMetaGet(std::string* out);
   void HandleStats(std::string* out);
 

@@ -196,3 +196,53 @@ TEST(MemcacheTextTest, EveryIssuedIdIsDistinctAcrossManyGets) {
 
 }  // namespace
 }  // namespace katsubushi::memcache
+
+namespace katsubushi::memcache {
+namespace {
+
+// The multi-get writer increments decimal text for consecutive IDs; check it
+// against to_chars across carries and a tick boundary.
+TEST(MemcacheTextTest, MultiGetDigitsMatchTheIdsAcrossCarriesAndTicks) {
+  Service service;
+  service.clock.set_auto_advance(true);
+  std::string line = "get";
+  for (size_t i = 0; i < kMaxKeysPerGet; ++i) line += " k";
+  std::string input;
+  for (int i = 0; i < 10; ++i) input += line + "\r\n";  // 10,000 IDs: 3 tick boundaries
+  const auto t = Feed(service, {input});
+  size_t pos = 0, checked = 0;
+  uint64_t previous = 0;
+  while ((pos = t.out.find("VALUE k 0 ", pos)) != std::string::npos) {
+    const size_t data = t.out.find("\r\n", pos) + 2;
+    const size_t end = t.out.find("\r\n", data);
+    const std::string text = t.out.substr(data, end - data);
+    const uint64_t id = std::stoull(text);
+    EXPECT_EQ(std::to_string(id), text);
+    EXPECT_EQ(std::stoul(t.out.substr(pos + 10, data - 2 - pos - 10)), text.size());
+    EXPECT_GT(id, previous);
+    EXPECT_EQ(IdLayout::Default().WorkerIdOf(id), testing::kTestWorker);
+    previous = id;
+    pos = end;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 10 * kMaxKeysPerGet);
+}
+
+TEST(MemcacheTextTest, IncrementCarriesThroughNines) {
+  // A generator at sequence ...4099 region is hard to force; instead feed IDs
+  // whose decimal forms end in 9s by choosing the worker and tick.
+  Service service;
+  const uint64_t tick = static_cast<uint64_t>(IdLayout::Default().TickAt(testing::kTestMillis));
+  // Find a sequence number at which the decimal ID ends in "99".
+  uint32_t seq = 0;
+  while (IdLayout::Default().Compose(tick, testing::kTestWorker, seq) % 100 != 98) ++seq;
+  for (uint32_t i = 0; i < seq; ++i) ASSERT_TRUE(service.generator->Next().ok());
+  const auto t = Feed(service, {"get a b c\r\n"});
+  const uint64_t base = IdLayout::Default().Compose(tick, testing::kTestWorker, seq);
+  EXPECT_NE(t.out.find(std::to_string(base) + "\r\n"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find(std::to_string(base + 1) + "\r\n"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find(std::to_string(base + 2) + "\r\n"), std::string::npos) << t.out;
+}
+
+}  // namespace
+}  // namespace katsubushi::memcache

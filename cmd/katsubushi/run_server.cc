@@ -12,7 +12,7 @@
 #include "katsubushi/stats.h"
 #include "katsubushi/version.h"
 #include "grpc/core_backend.h"
-#include "grpc/grpc_server.h"
+#include "grpc/grpc_front.h"
 #include "http/http_server.h"
 #include "memcache/session.h"
 #include "server/memcache_server.h"
@@ -102,15 +102,19 @@ int RunServer(const Config& config) {
   grpc_api::CoreBackend grpc_backend(*generator, stats, kVersion);
   grpc_api::GrpcOptions grpc_options;
   grpc_options.port = static_cast<uint16_t>(config.grpc_port);
-  grpc_api::GrpcServer grpc_server(grpc_backend, grpc_options);
+  std::unique_ptr<grpc_api::GrpcFront> grpc_server;
   if (config.grpc_port != 0) {
-    if (std::error_code ec = grpc_server.Start()) {
-      spdlog::error("cannot listen for gRPC on port {}: {}", config.grpc_port, ec.message());
+    std::string error;
+    grpc_server = grpc_api::LoadGrpcFront(grpc_backend, grpc_options, &error);
+    std::error_code ec;
+    if (!grpc_server || (ec = grpc_server->Start())) {
+      if (grpc_server) error = "cannot listen on port " + std::to_string(config.grpc_port) + ": " + ec.message();
+      spdlog::error("gRPC: {}", error);
       http_server.Stop(kShutdownGrace);
       memcache_server.Stop(kShutdownGrace);
       return 1;
     }
-    spdlog::info("Listening gRPC server at [::]:{}", grpc_server.port());
+    spdlog::info("Listening gRPC server at [::]:{}", grpc_server->port());
   }
   spdlog::info("Worker ID = {}", generator->worker_id());
 
@@ -123,7 +127,7 @@ int RunServer(const Config& config) {
   });
   signal_io.run();
 
-  grpc_server.Stop(kShutdownGrace);
+  if (grpc_server) grpc_server->Stop(kShutdownGrace);
   http_server.Stop(kShutdownGrace);
   memcache_server.Stop(kShutdownGrace);
   spdlog::info("Shutdown completed");

@@ -18,27 +18,20 @@
 #include <system_error>
 
 #include "grpc/backend.h"
+#include "grpc/grpc_front.h"
 
 namespace katsubushi::grpc_api {
 
-struct GrpcOptions {
-  // How often the health service re-reads Backend::Health().
-  static constexpr std::chrono::milliseconds kHealthPollInterval{500};
-
-  std::string address = "[::]";  // gRPC listens on IPv4 and IPv6 with [::]
-  uint16_t port = 0;              // 0: an ephemeral port (see port())
-};
-
-class GrpcServer {
+class GrpcServer final : public GrpcFront {
  public:
   GrpcServer(Backend& backend, GrpcOptions options);
-  ~GrpcServer();
+  ~GrpcServer() override;
   GrpcServer(const GrpcServer&) = delete;
   GrpcServer& operator=(const GrpcServer&) = delete;
 
-  std::error_code Start();
-  uint16_t port() const { return bound_port_; }
-  void Stop(std::chrono::milliseconds grace = std::chrono::seconds(5));
+  std::error_code Start() override;
+  uint16_t port() const override { return bound_port_; }
+  void Stop(std::chrono::milliseconds grace = std::chrono::seconds(5)) override;
 
   struct Impl;
 

@@ -1,0 +1,52 @@
+// GrpcFront: the gRPC front as the server process sees it, and the loader
+// that brings it in only when -grpc-port is set.
+//
+// Why a loadable module: gRPC, protobuf and OpenSSL add about 9 MiB of
+// resident pages to every process that links them, used or not, and the
+// memcached sidecar is judged on its idle RSS and cold start. The server
+// binary therefore does not link gRPC; `katsubushi-grpc.so` does, and is
+// dlopen()ed at start-up only when a gRPC port is configured. Everything
+// crossing the boundary is C++ built by this project with one compiler;
+// the one exported symbol is extern "C" and never throws.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <system_error>
+
+#include "grpc/backend.h"
+
+namespace katsubushi::grpc_api {
+
+struct GrpcOptions {
+  // How often the health service re-reads Backend::Health().
+  static constexpr std::chrono::milliseconds kHealthPollInterval{500};
+
+  std::string address = "[::]";  // gRPC listens on IPv4 and IPv6 with [::]
+  uint16_t port = 0;              // 0: an ephemeral port (see port())
+};
+
+class GrpcFront {
+ public:
+  virtual ~GrpcFront() = default;
+  virtual std::error_code Start() = 0;
+  virtual uint16_t port() const = 0;
+  virtual void Stop(std::chrono::milliseconds grace) = 0;
+};
+
+// The module's file name, and the one symbol it exports:
+//   GrpcFront* katsubushi_grpc_front_new(Backend*, const GrpcOptions*)
+inline constexpr char kGrpcModuleName[] = "katsubushi-grpc.so";
+inline constexpr char kGrpcModuleFactory[] = "katsubushi_grpc_front_new";
+using GrpcFrontFactory = GrpcFront* (*)(Backend*, const GrpcOptions*);
+
+// Finds and loads the module ($KATSUBUSHI_GRPC_MODULE, else next to the
+// executable, else <exe dir>/../lib/katsubushi/) and creates the front.
+// Returns null and sets *error when it cannot. The module stays loaded for
+// the life of the process (gRPC does not support being unloaded).
+std::unique_ptr<GrpcFront> LoadGrpcFront(Backend& backend, const GrpcOptions& options,
+                                         std::string* error);
+
+}  // namespace katsubushi::grpc_api

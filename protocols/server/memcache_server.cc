@@ -218,7 +218,7 @@ class Connection final : public ConnectionBase,
   MemcacheServer::Impl& impl_;
   Worker& worker_;
   Socket socket_;
-  asio::steady_timer idle_timer_;
+  asio::basic_waitable_timer<Clock, asio::wait_traits<Clock>, asio::io_context::executor_type> idle_timer_;
   std::unique_ptr<memcache::Session> session_;
   std::vector<char> buffer_;  // input; [0, used_) is not yet consumed
   size_t used_ = 0;
@@ -240,7 +240,7 @@ void MemcacheServer::Impl::Adopt(Worker& worker, Socket socket) {
     return;
   }
   server.open_connections_.fetch_add(1, std::memory_order_relaxed);
-  if constexpr (std::is_same_v<Socket, tcp::socket>) {
+  if constexpr (std::is_same_v<typename Socket::protocol_type, tcp>) {
     boost::system::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
   }
@@ -253,8 +253,13 @@ void MemcacheServer::Impl::Adopt(Worker& worker, Socket socket) {
 template <typename Acceptor>
 void MemcacheServer::Impl::Accept(Acceptor& acceptor) {
   Worker& target = NextWorker();
+  // The socket's executor is the concrete io_context one: Asio's default
+  // any_io_executor would add type erasure and reference counting to every
+  // operation on the connection.
+  using Socket = typename Acceptor::protocol_type::socket::template rebind_executor<
+      asio::io_context::executor_type>::other;
   acceptor.async_accept(target.io, [this, &acceptor, &target](boost::system::error_code ec,
-                                                              typename Acceptor::protocol_type::socket socket) {
+                                                              Socket socket) {
     if (stopping || ec == asio::error::operation_aborted) return;
     if (ec) {
       spdlog::warn("accept failed: {}; retrying", ec.message());

@@ -13,11 +13,12 @@ Usage: bench/compare_http.py [--build build] [--duration 5] [--rounds 1]
 import argparse
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+
+from benchlib import free_port, wait_port
 
 NGINX_CONF = """
 worker_processes 1;
@@ -41,23 +42,6 @@ http {{
   }}
 }}
 """
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
 
 
 def to_us(text):

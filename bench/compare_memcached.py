@@ -23,6 +23,8 @@ import subprocess
 import sys
 import time
 
+from benchlib import free_port, wait_port
+
 SHAPES = [
     # name, loadgen args, what the issue asks of the ratio
     ("text get, 1 conn", ["--connections=1", "--pipeline=1"]),
@@ -37,23 +39,6 @@ SHAPES = [
 KEY = "id"
 STORED_VALUE = b"1234567890123456789"  # as long as a current ID
 IDLE_CONNECTIONS = 5000
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on port {port}")
 
 
 def cpu_seconds(pid):

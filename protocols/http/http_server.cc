@@ -1,5 +1,7 @@
 #include "http/http_server.h"
 
+#include "net/listen.h"
+
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -226,46 +228,15 @@ HttpServer::~HttpServer() { Stop(); }
 std::error_code HttpServer::Start() {
   Impl& im = *impl_;
   if (im.started) return std::make_error_code(std::errc::operation_in_progress);
-  beast::error_code ec;
-  tcp::endpoint endpoint;
-  const bool any = im.options.address.empty();
-  if (any) {
-    endpoint = tcp::endpoint(tcp::v6(), im.options.port);
-  } else {
-    endpoint = tcp::endpoint(asio::ip::make_address(im.options.address, ec), im.options.port);
-    if (ec) return std::make_error_code(std::errc::invalid_argument);
-  }
   asio::io_context& io0 = im.workers[0]->io;
   tcp::acceptor& acceptor = im.acceptor.emplace(io0);
-  acceptor.open(endpoint.protocol(), ec);
-  if (ec && any) {  // no IPv6 here
-    endpoint = tcp::endpoint(tcp::v4(), im.options.port);
-    ec.clear();
-    acceptor.open(endpoint.protocol(), ec);
+  if (const beast::error_code ec = net::ListenTcp(acceptor, im.options.address, im.options.port)) {
+    return std::error_code(ec.value(), std::system_category());
   }
-  if (!ec && any && endpoint.protocol() == tcp::v6()) acceptor.set_option(asio::ip::v6_only(false), ec);
-  if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec) acceptor.bind(endpoint, ec);
-  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) return std::error_code(ec.value(), std::system_category());
   bound_port_ = acceptor.local_endpoint().port();
   im.retry_timer.emplace(io0);
   im.Accept();
-  for (auto& w : im.workers) {
-    asio::io_context* io = &w->io;
-    w->thread = std::thread([io] {
-      // Handlers do not throw; if one ever does, log it rather than let the
-      // exception end the process from an io thread.
-      for (;;) {
-        try {
-          io->run();
-          return;
-        } catch (const std::exception& e) {
-          spdlog::error("http io thread: {}", e.what());
-        }
-      }
-    });
-  }
+  for (auto& w : im.workers) w->thread = net::StartIoThread(w->io, "http");
   im.started = true;
   return {};
 }

@@ -1,5 +1,7 @@
 #include "server/memcache_server.h"
 
+#include "net/listen.h"
+
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -304,27 +306,8 @@ std::error_code MemcacheServer::Start() {
   boost::system::error_code ec;
 
   if (im.options.listen_tcp) {
-    tcp::endpoint endpoint;
-    if (im.options.tcp_address.empty()) {
-      endpoint = tcp::endpoint(tcp::v6(), im.options.tcp_port);
-    } else {
-      endpoint = tcp::endpoint(asio::ip::make_address(im.options.tcp_address, ec), im.options.tcp_port);
-      if (ec) return std::make_error_code(std::errc::invalid_argument);
-    }
     tcp::acceptor& acceptor = im.tcp_acceptor.emplace(io0);
-    acceptor.open(endpoint.protocol(), ec);
-    if (ec && im.options.tcp_address.empty()) {
-      // No IPv6 on this host: listen on every IPv4 address instead.
-      endpoint = tcp::endpoint(tcp::v4(), im.options.tcp_port);
-      ec.clear();
-      acceptor.open(endpoint.protocol(), ec);
-    }
-    if (!ec && endpoint.protocol() == tcp::v6() && im.options.tcp_address.empty()) {
-      acceptor.set_option(asio::ip::v6_only(false), ec);  // one socket for IPv4 and IPv6
-    }
-    if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
-    if (!ec) acceptor.bind(endpoint, ec);
-    if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    ec = net::ListenTcp(acceptor, im.options.tcp_address, im.options.tcp_port);
     if (ec) return std::error_code(ec.value(), std::system_category());
     bound_port_ = acceptor.local_endpoint().port();
   }
@@ -343,17 +326,7 @@ std::error_code MemcacheServer::Start() {
   if (im.unix_acceptor) im.Accept(*im.unix_acceptor);
   for (auto& w : im.workers) {
     Worker* worker = w.get();
-    worker->thread = std::thread([worker] {
-      // Handlers do not throw; if one ever does, log it rather than let the
-      // exception end the process from a worker thread.
-      for (;;) {
-        try {
-          worker->io.run();
-          break;
-        } catch (const std::exception& e) {
-          spdlog::error("io thread: {}", e.what());
-        }
-      }
+    worker->thread = net::StartIoThread(worker->io, "memcached", [worker] {
       worker->finished.store(true, std::memory_order_release);
     });
   }

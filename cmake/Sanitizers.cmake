@@ -13,3 +13,10 @@ elseif(KATSUBUSHI_SANITIZE STREQUAL "thread")
 elseif(NOT KATSUBUSHI_SANITIZE STREQUAL "")
   message(FATAL_ERROR "KATSUBUSHI_SANITIZE must be empty, 'address' or 'thread', not '${KATSUBUSHI_SANITIZE}'")
 endif()
+
+# Fuzzing builds instrument every library for coverage (the fuzz targets
+# themselves link -fsanitize=fuzzer) and check with ASan+UBSan.
+if(KATSUBUSHI_BUILD_FUZZERS)
+  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=address,undefined)
+endif()

@@ -9,6 +9,8 @@
 
 #include "katsubushi/clock.h"
 #include "katsubushi/generator.h"
+#include "katsubushi/lease/redis_lease_keeper.h"
+#include "katsubushi/lease/state_file_keeper.h"
 #include "katsubushi/stats.h"
 #include "katsubushi/version.h"
 #include "grpc/core_backend.h"
@@ -43,27 +45,89 @@ void ConfigureLogging(const Config& config) {
   spdlog::set_level(l);
 }
 
+lease::LogFunction LeaseLogToSpdlog() {
+  return [](lease::LogLevel level, std::string_view message) {
+    switch (level) {
+      case lease::LogLevel::kDebug: spdlog::debug("{}", message); break;
+      case lease::LogLevel::kInfo: spdlog::info("{}", message); break;
+      case lease::LogLevel::kWarning: spdlog::warn("{}", message); break;
+      case lease::LogLevel::kError: spdlog::error("{}", message); break;
+    }
+  };
+}
+
+// Where the worker id comes from: a Redis lease (-redis without -worker-id),
+// a static id with a restart watermark file (-state-file), or a static id.
+struct WorkerIdSource {
+  std::unique_ptr<lease::RedisLeaseKeeper> redis;
+  std::unique_ptr<lease::StateFileKeeper> state_file;
+
+  void Stop() {
+    if (redis) redis->Stop();
+    if (state_file) state_file->Stop();
+  }
+
+  std::string Metrics() const {
+    if (!redis) return {};
+    const lease::LeaseCounters c = redis->counters();
+    std::string out;
+    out += "# HELP katsubushi_lease_acquisitions_total Worker id leases acquired through Redis.\n";
+    out += "# TYPE katsubushi_lease_acquisitions_total counter\n";
+    out += "katsubushi_lease_acquisitions_total " + std::to_string(c.acquisitions) + "\n";
+    out += "# HELP katsubushi_lease_losses_total Leases found taken by someone else at renewal.\n";
+    out += "# TYPE katsubushi_lease_losses_total counter\n";
+    out += "katsubushi_lease_losses_total " + std::to_string(c.losses) + "\n";
+    out += "# HELP katsubushi_lease_renew_failures_total Renewals Redis did not answer.\n";
+    out += "# TYPE katsubushi_lease_renew_failures_total counter\n";
+    out += "katsubushi_lease_renew_failures_total " + std::to_string(c.renew_failures) + "\n";
+    return out;
+  }
+};
+
 }  // namespace
 
 int RunServer(const Config& config) {
   ConfigureLogging(config);
-  if (config.worker_id == 0) {
-    spdlog::error("worker ids leased through Redis (-redis) are not implemented yet; set -worker-id");
-    return 1;
-  }
   if (config.enable_pprof || config.enable_stats) {
     spdlog::warn("-enable-pprof and -enable-stats are Go runtime profilers; not supported here, ignored");
   }
 
+  const bool leased = config.worker_id == 0;
   GeneratorOptions options;
   options.layout = config.js_safe_id ? IdLayout::JsSafe() : IdLayout::Default();
   options.worker_id = config.worker_id;
+  options.start_suspended = leased || !config.state_file.empty();
   auto created = Generator::Create(SystemClock::Instance(), options);
   if (!created.ok()) {
     spdlog::error("{}", created.status().message());
     return 1;
   }
   std::unique_ptr<Generator> generator = std::move(created).value();
+
+  WorkerIdSource source;
+  if (leased) {
+    lease::RedisLeaseOptions lease_options;
+    lease_options.url = *lease::ParseRedisUrl(config.redis);  // validated by ParseConfig
+    lease_options.min_worker_id = config.min_worker_id;
+    lease_options.max_worker_id = config.max_worker_id;
+    lease_options.lease_expiry = config.lease_expiry;
+    lease_options.log = LeaseLogToSpdlog();
+    source.redis = std::make_unique<lease::RedisLeaseKeeper>(*generator, SystemClock::Instance(),
+                                                             std::move(lease_options));
+    source.redis->Start();
+  } else if (!config.state_file.empty()) {
+    lease::StateFileOptions file_options;
+    file_options.path = config.state_file;
+    file_options.worker_id = config.worker_id;
+    file_options.log = LeaseLogToSpdlog();
+    source.state_file = std::make_unique<lease::StateFileKeeper>(*generator, SystemClock::Instance(),
+                                                                 std::move(file_options));
+    std::string error;
+    if (!source.state_file->Start(&error)) {
+      spdlog::error("state file: {}", error);
+      return 1;
+    }
+  }
   Stats stats;
   const memcache::ServiceContext context{*generator, stats, kVersion};
 
@@ -78,6 +142,7 @@ int RunServer(const Config& config) {
   if (server_options.listen_tcp || !server_options.unix_socket_path.empty()) {
     if (std::error_code ec = memcache_server.Start()) {
       spdlog::error("cannot listen: {}", ec.message());
+      source.Stop();
       return 1;
     }
     if (server_options.listen_tcp) {
@@ -86,7 +151,8 @@ int RunServer(const Config& config) {
       spdlog::info("Listening server at {}", config.sock);
     }
   }
-  const http::HttpContext http_context{*generator, stats, kVersion, {}, {}};
+  const http::HttpContext http_context{*generator, stats, kVersion, {}, {},
+                                       [&source] { return source.Metrics(); }};
   http::HttpOptions http_options;
   http_options.port = static_cast<uint16_t>(config.http_port);
   http_options.threads = server_options.threads;
@@ -95,6 +161,7 @@ int RunServer(const Config& config) {
     if (std::error_code ec = http_server.Start()) {
       spdlog::error("cannot listen for HTTP on port {}: {}", config.http_port, ec.message());
       memcache_server.Stop(kShutdownGrace);
+      source.Stop();
       return 1;
     }
     spdlog::info("Listening HTTP server at [::]:{}", http_server.port());
@@ -112,11 +179,12 @@ int RunServer(const Config& config) {
       spdlog::error("gRPC: {}", error);
       http_server.Stop(kShutdownGrace);
       memcache_server.Stop(kShutdownGrace);
+      source.Stop();
       return 1;
     }
     spdlog::info("Listening gRPC server at [::]:{}", grpc_server->port());
   }
-  spdlog::info("Worker ID = {}", generator->worker_id());
+  if (!leased) spdlog::info("Worker ID = {}", generator->worker_id());
 
   boost::asio::io_context signal_io(1);
   boost::asio::signal_set signals(signal_io, SIGINT, SIGTERM);
@@ -127,9 +195,12 @@ int RunServer(const Config& config) {
   });
   signal_io.run();
 
+  // Stop accepting and finish what is in flight, then give the worker id
+  // back (its watermark records the last ID those requests got).
   if (grpc_server) grpc_server->Stop(kShutdownGrace);
   http_server.Stop(kShutdownGrace);
   memcache_server.Stop(kShutdownGrace);
+  source.Stop();
   spdlog::info("Shutdown completed");
   return 0;
 }

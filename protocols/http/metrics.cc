@@ -1,6 +1,7 @@
 #include "http/metrics.h"
 
 #include <chrono>
+#include <cstdint>
 
 namespace katsubushi::http {
 namespace {
@@ -44,8 +45,12 @@ std::string RenderMetrics(const StatsSnapshot& s, const Generator& generator,
   w.Labeled("katsubushi_build_info", "version", version, 1);
   w.Header("katsubushi_up", "gauge", "1 when the server can issue IDs now, else 0.");
   w.Sample("katsubushi_up", "", healthy ? 1 : 0);
-  w.Header("katsubushi_worker_id", "gauge", "The worker id in every ID this server issues.");
+  w.Header("katsubushi_worker_id", "gauge",
+           "The worker id in every ID this server issues (the last one held, when none is).");
   w.Sample("katsubushi_worker_id", "", generator.worker_id());
+  w.Header("katsubushi_worker_id_held", "gauge",
+           "1 while a worker id is held (static, or leased and not lost), else 0.");
+  w.Sample("katsubushi_worker_id_held", "", generator.suspended() ? 0 : 1);
   w.Header("katsubushi_uptime_seconds", "gauge", "Seconds since the server started.");
   w.Sample("katsubushi_uptime_seconds", "", static_cast<uint64_t>(s.uptime_seconds));
 
@@ -91,6 +96,13 @@ std::string RenderMetrics(const StatsSnapshot& s, const Generator& generator,
   const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                              std::chrono::system_clock::now().time_since_epoch())
                              .count();
+  if (const int64_t until = generator.lease_valid_until_micros(); until != INT64_MAX) {
+    w.Header("katsubushi_lease_remaining_seconds", "gauge",
+             "Seconds until the worker id lease must be confirmed again to keep issuing.");
+    const int64_t left_ms = until / 1000 - now_ms;
+    w.Sample("katsubushi_lease_remaining_seconds", "",
+             left_ms > 0 && !generator.suspended() ? static_cast<uint64_t>(left_ms / 1000) : 0);
+  }
   w.Header("katsubushi_id_time_remaining_seconds", "gauge",
            "Seconds until the ID layout's time field is exhausted.");
   w.Sample("katsubushi_id_time_remaining_seconds", "",

@@ -189,9 +189,10 @@ Response GetHealthz(const Request& request, const HttpContext& context) {
 }
 
 Response GetMetrics(const Request& request, const HttpContext& context) {
-  return MakeResponse(request, status::ok, kMetricsContentType,
-                      RenderMetrics(context.stats.Snapshot(), context.generator, context.version,
-                                    Health(context).ok()));
+  std::string text = RenderMetrics(context.stats.Snapshot(), context.generator, context.version,
+                                   Health(context).ok());
+  if (context.extra_metrics) text += context.extra_metrics();
+  return MakeResponse(request, status::ok, kMetricsContentType, std::move(text));
 }
 
 Response GetDecode(const Request& request, const HttpContext& context, std::string_view query) {

@@ -41,6 +41,8 @@ struct HttpContext {
   std::function<Status()> health;
   // go-katsubushi's HTTPPathPrefix: routes become /<prefix>id, /<prefix>ids...
   std::string path_prefix;
+  // More Prometheus text for /metrics (the worker id lease's counters).
+  std::function<std::string()> extra_metrics;
 };
 
 Response Route(const Request& request, const HttpContext& context);

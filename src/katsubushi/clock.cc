@@ -1,5 +1,6 @@
 #include "katsubushi/clock.h"
 
+#include <ctime>
 #include <thread>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -29,7 +30,16 @@ inline void CpuRelax() {
 }  // namespace
 
 int64_t SystemClock::MonotonicMicros() {
+#if defined(CLOCK_BOOTTIME)
+  // CLOCK_BOOTTIME, not CLOCK_MONOTONIC: it keeps counting while the host is
+  // suspended. Lease deadlines live on this timeline, and a deadline must
+  // never be reached later than the wall-clock time it stands for.
+  timespec ts{};
+  clock_gettime(CLOCK_BOOTTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000 + ts.tv_nsec / 1000;
+#else
   return duration_cast<microseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+#endif
 }
 
 int64_t SystemClock::WallMicros() {

@@ -5,7 +5,9 @@
 // while running neither stalls nor errors the service. Unlike the Go server it
 // re-anchors forward when the wall clock runs ahead by more than a threshold
 // (a forward NTP correction, or a host that was suspended and resynced). It
-// never re-anchors backward, so the time it reports never decreases.
+// never re-anchors backward, so the time it reports never decreases. Its
+// monotonic part counts time the host spent suspended (CLOCK_BOOTTIME), so a
+// deadline on this clock is never late: worker id leases rely on that.
 //
 // ManualClock moves only when a test says so.
 //

@@ -15,6 +15,7 @@
 
 #include "katsubushi/go_duration.h"
 #include "katsubushi/id_layout.h"
+#include "katsubushi/lease/redis_url.h"
 
 
 namespace katsubushi {
@@ -116,6 +117,13 @@ constexpr Flag kFlags[] = {
      [](Config& c, std::string_view v) { return ParseUint32(v, &c.min_worker_id); }},
     {"max-worker-id", false, "uint", "maximum automated worker id", "0",
      [](Config& c, std::string_view v) { return ParseUint32(v, &c.max_worker_id); }},
+    {"lease-expiry", false, "duration",
+     "expiry of the Redis worker id lease key. Shorter frees a crashed holder's id sooner.",
+     "10m0s",
+     [](Config& c, std::string_view v) { return ParseIdleTimeout(v, &c.lease_expiry); }},
+    {"state-file", false, "string",
+     "file recording the last issued time of a static -worker-id, waited out at restart", "",
+     [](Config& c, std::string_view v) -> SetError { c.state_file = v; return std::nullopt; }},
     {"js-safe-id", true, "", "issue IDs that fit in 53 bits (10 ms ticks, worker id 0..63)", "false",
      [](Config& c, std::string_view v) { return ParseBool(v, &c.js_safe_id); }},
     {"enable-pprof", true, "", "accepted for compatibility; not supported (Go profiler)", "false",
@@ -265,6 +273,17 @@ void Validate(ConfigResult* result) {
     }
     if (c.max_worker_id > max_worker) {
       return fail(Cat({"max-worker-id must be at most ", std::to_string(max_worker), layout_note}));
+    }
+    // raus.New refuses a range of one id too; keep the Go behaviour.
+    if (c.min_worker_id >= c.max_worker_id) return fail("max should be greater than min");
+    if (Result<lease::RedisUrl> url = lease::ParseRedisUrl(c.redis); !url.ok()) {
+      return fail(Cat({"invalid -redis URL: ", url.status().message()}));
+    }
+    if (c.lease_expiry < Config::kMinLeaseExpiry || c.lease_expiry > Config::kMaxLeaseExpiry) {
+      return fail("lease-expiry must be between 2s and 1h");
+    }
+    if (!c.state_file.empty()) {
+      return fail("-state-file is for a static -worker-id; with -redis the watermark is kept in Redis");
     }
   }
   const bool memcache_on = !c.sock.empty() || c.port != 0;

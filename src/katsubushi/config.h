@@ -29,6 +29,9 @@ struct Config {
   static constexpr int kDefaultPort = 11212;
   static constexpr std::chrono::milliseconds kDefaultIdleTimeout{600'000};
   static constexpr int kMaxThreads = 1024;
+  static constexpr std::chrono::milliseconds kDefaultLeaseExpiry{600'000};
+  static constexpr std::chrono::milliseconds kMinLeaseExpiry{2'000};
+  static constexpr std::chrono::milliseconds kMaxLeaseExpiry{3'600'000};
 
   uint32_t worker_id = 0;          // 0 = not given (the Go rule)
   int port = kDefaultPort;         // 0 = off
@@ -41,6 +44,8 @@ struct Config {
   std::string redis;               // redis://... or rediscluster://...
   uint32_t min_worker_id = 0;      // with -redis: 0 means 1
   uint32_t max_worker_id = 0;      // with -redis: 0 means the layout's largest
+  std::chrono::milliseconds lease_expiry = kDefaultLeaseExpiry;  // Redis lease key expiry
+  std::string state_file;          // static worker id: restart watermark file
   bool js_safe_id = false;
   bool enable_pprof = false;
   bool enable_stats = false;

@@ -9,6 +9,8 @@ IssueError IssueErrorOf(const Status& status) {
   if (status == kClockBeforeEpoch) return IssueError::kBeforeEpoch;
   if (status == kTimeOutOfRange) return IssueError::kPastLayout;
   if (status == kBadIdCount) return IssueError::kBadCount;
+  if (status == kNoWorkerId) return IssueError::kNoLease;
+  if (status == kLeaseExpired) return IssueError::kLeasePastDeadline;
   return IssueError::kOther;
 }
 
@@ -18,6 +20,8 @@ std::string_view IssueErrorName(IssueError error) {
     case IssueError::kBeforeEpoch: return "clock_before_epoch";
     case IssueError::kPastLayout: return "time_out_of_range";
     case IssueError::kBadCount: return "bad_id_count";
+    case IssueError::kNoLease: return "no_worker_id";
+    case IssueError::kLeasePastDeadline: return "lease_expired";
     case IssueError::kOther:
     case IssueError::kCount: break;
   }
@@ -25,7 +29,7 @@ std::string_view IssueErrorName(IssueError error) {
 }
 
 Status GeneratorOptions::Validate() const {
-  if (worker_id > layout.max_worker_id()) {
+  if (!start_suspended && worker_id > layout.max_worker_id()) {
     return Status(StatusCode::kInvalidArgument, "worker id is out of the layout's range");
   }
   if (max_clock_rollback.count() < 0 || max_clock_rollback > std::chrono::minutes(1)) {
@@ -44,28 +48,32 @@ Result<std::unique_ptr<Generator>> Generator::Create(Clock& clock,
 Generator::Generator(Clock& clock, const GeneratorOptions& options)
     : clock_(clock),
       layout_(options.layout),
-      worker_id_(options.worker_id),
       // Rounded up: a 5 ms bound in 10 ms ticks still absorbs a 1-tick step.
       max_rollback_ticks_(static_cast<uint64_t>(
           (options.max_clock_rollback.count() + options.layout.millis_per_tick() - 1) /
           options.layout.millis_per_tick())),
-      last_slot_(0) {}
+      state_(options.start_suspended
+                 ? kSuspendedBit
+                 : uint64_t{options.worker_id} << kWorkerShift),
+      lease_valid_until_micros_(options.start_suspended ? INT64_MIN : INT64_MAX) {}
 
 Result<uint64_t> Generator::Next() {
   uint64_t slot = 0;
-  if (Status s = Reserve(1, &slot); !s.ok()) return s;
-  return layout_.ComposeSlot(slot, worker_id_);
+  uint32_t worker_id = 0;
+  if (Status s = Reserve(1, &slot, &worker_id); !s.ok()) return s;
+  return layout_.ComposeSlot(slot, worker_id);
 }
 
 Status Generator::NextN(std::span<uint64_t> out) {
   if (out.empty() || out.size() > kMaxIdsPerCall) return kBadIdCount;
   uint64_t slot = 0;
-  if (Status s = Reserve(out.size(), &slot); !s.ok()) return s;
-  for (uint64_t& id : out) id = layout_.ComposeSlot(slot++, worker_id_);
+  uint32_t worker_id = 0;
+  if (Status s = Reserve(out.size(), &slot, &worker_id); !s.ok()) return s;
+  for (uint64_t& id : out) id = layout_.ComposeSlot(slot++, worker_id);
   return Status::Ok();
 }
 
-Status Generator::Reserve(uint64_t n, uint64_t* first_slot) {
+Status Generator::Reserve(uint64_t n, uint64_t* first_slot, uint32_t* worker_id) {
   const int seq_bits = layout_.sequence_bits();
   const uint64_t per_tick = layout_.ids_per_tick();
   // Ticks a batch may run ahead of the clock: the least that fits it in one
@@ -73,19 +81,27 @@ Status Generator::Reserve(uint64_t n, uint64_t* first_slot) {
   const uint64_t lead = (n - 1 + per_tick - 1) / per_tick;
   constexpr int64_t kEpochMicros = kEpochUnixMillis * 1000;
 
-  // Relaxed is enough for every access to last_slot_: it publishes no other
+  // Relaxed is enough for every access to state_: it publishes no other
   // data, and uniqueness comes from the CAS itself. All read-modify-writes of
   // one atomic form a single total order, each reading the value the previous
   // one wrote, so the ranges handed out are disjoint and increasing in that
   // order. A caller that learns of an ID and then calls Next() observes a later
   // value by coherence, so its ID is larger.
-  uint64_t last = last_slot_.load(std::memory_order_relaxed);
+  uint64_t state = state_.load(std::memory_order_relaxed);
   for (;;) {
+    if (state & kSuspendedBit) return kNoWorkerId;
     const int64_t now_micros = clock_.NowUnixMicros();
+    // The ID's time is now_micros, read before the check: an ID is never
+    // stamped with a time at or past the deadline, however long this thread
+    // is preempted before its CAS.
+    if (now_micros >= lease_valid_until_micros_.load(std::memory_order_acquire)) {
+      return kLeaseExpired;
+    }
     if (now_micros < kEpochMicros) return kClockBeforeEpoch;
     const uint64_t now_tick = static_cast<uint64_t>(layout_.TickAt(now_micros / 1000));
     if (now_tick > layout_.max_tick()) return kTimeOutOfRange;
 
+    const uint64_t last = state & kSlotMask;
     const uint64_t last_tick = last >> seq_bits;
     if (last_tick > now_tick + max_rollback_ticks_) {
       rollback_errors_.fetch_add(1, std::memory_order_relaxed);
@@ -101,16 +117,18 @@ Status Generator::Reserve(uint64_t n, uint64_t* first_slot) {
     if (end_tick > std::max(now_tick + lead, last_tick)) {
       waits_.fetch_add(1, std::memory_order_relaxed);
       clock_.WaitUntil(layout_.UnixMillisAt(end_tick - lead) * 1000);
-      last = last_slot_.load(std::memory_order_relaxed);
+      state = state_.load(std::memory_order_relaxed);
       continue;
     }
 
-    if (last_slot_.compare_exchange_weak(last, end, std::memory_order_relaxed)) {
+    if (state_.compare_exchange_weak(state, (state & ~kSlotMask) | end,
+                                     std::memory_order_relaxed)) {
       if (last_tick > now_tick) rollbacks_absorbed_.fetch_add(1, std::memory_order_relaxed);
       *first_slot = first;
+      *worker_id = static_cast<uint32_t>((state >> kWorkerShift) & kMaxStateWorkerId);
       return Status::Ok();
     }
-    // The failed CAS loaded the newer value into `last`; read the clock again
+    // The failed CAS loaded the newer value into `state`; read the clock again
     // because another thread may have moved to a newer tick.
   }
 }
@@ -121,11 +139,12 @@ Status Generator::AdvancePast(int64_t unix_millis, std::chrono::milliseconds max
   if (static_cast<uint64_t>(tick) >= layout_.max_tick()) return kTimeOutOfRange;
   const uint64_t floor = (static_cast<uint64_t>(tick) << layout_.sequence_bits()) |
                          layout_.max_sequence();
-  // Raise the state to the floor (an atomic max) so that nothing at or below
+  // Raise the slot to the floor (an atomic max) so that nothing at or below
   // it can be issued even if we stop waiting. Relaxed as in Reserve().
-  uint64_t last = last_slot_.load(std::memory_order_relaxed);
-  while (last < floor &&
-         !last_slot_.compare_exchange_weak(last, floor, std::memory_order_relaxed)) {
+  uint64_t state = state_.load(std::memory_order_relaxed);
+  while ((state & kSlotMask) < floor &&
+         !state_.compare_exchange_weak(state, (state & ~kSlotMask) | floor,
+                                       std::memory_order_relaxed)) {
   }
 
   const int64_t pass_micros = layout_.UnixMillisAt(static_cast<uint64_t>(tick) + 1) * 1000;
@@ -140,17 +159,51 @@ Status Generator::AdvancePast(int64_t unix_millis, std::chrono::milliseconds max
 }
 
 Status Generator::CanIssue() const {
+  const uint64_t state = state_.load(std::memory_order_relaxed);
+  if (state & kSuspendedBit) return kNoWorkerId;
   const int64_t now_micros = clock_.NowUnixMicros();
+  if (now_micros >= lease_valid_until_micros()) return kLeaseExpired;
   if (now_micros < kEpochUnixMillis * 1000) return kClockBeforeEpoch;
   const uint64_t now_tick = static_cast<uint64_t>(layout_.TickAt(now_micros / 1000));
   if (now_tick > layout_.max_tick()) return kTimeOutOfRange;
-  const uint64_t last_tick = last_slot_.load(std::memory_order_relaxed) >> layout_.sequence_bits();
+  const uint64_t last_tick = (state & kSlotMask) >> layout_.sequence_bits();
   if (last_tick > now_tick + max_rollback_ticks_) return kClockMovedBackwards;
   return Status::Ok();
 }
 
+void Generator::Suspend() { state_.fetch_or(kSuspendedBit, std::memory_order_relaxed); }
+
+Status Generator::Resume(uint32_t worker_id, int64_t valid_until_micros) {
+  if (worker_id > layout_.max_worker_id()) {
+    return Status(StatusCode::kInvalidArgument, "worker id is out of the layout's range");
+  }
+  // The deadline first: a thread that sees the new state and a stale deadline
+  // can only refuse (an expired one) or issue before the previous deadline,
+  // which the new lease also covers.
+  lease_valid_until_micros_.store(valid_until_micros, std::memory_order_release);
+  uint64_t state = state_.load(std::memory_order_relaxed);
+  while (!state_.compare_exchange_weak(
+      state, (state & kSlotMask) | uint64_t{worker_id} << kWorkerShift,
+      std::memory_order_relaxed)) {
+  }
+  return Status::Ok();
+}
+
+void Generator::ExtendLease(int64_t valid_until_micros) {
+  lease_valid_until_micros_.store(valid_until_micros, std::memory_order_release);
+}
+
+bool Generator::suspended() const {
+  return (state_.load(std::memory_order_relaxed) & kSuspendedBit) != 0;
+}
+
+uint32_t Generator::worker_id() const {
+  return static_cast<uint32_t>((state_.load(std::memory_order_relaxed) >> kWorkerShift) &
+                               kMaxStateWorkerId);
+}
+
 int64_t Generator::last_issued_unix_millis() const {
-  const uint64_t last = last_slot_.load(std::memory_order_relaxed);
+  const uint64_t last = state_.load(std::memory_order_relaxed) & kSlotMask;
   if (last == 0) return 0;
   return layout_.UnixMillisAt(last >> layout_.sequence_bits());
 }

@@ -17,6 +17,16 @@
 //   * A clock more than `max_clock_rollback` behind the last ID gets
 //     kClockMovedBackwards; the generator recovers when the clock catches up.
 //
+// Leases. The worker id is part of the atomic state, next to a "suspended"
+// bit, so a reservation and the worker id it is composed with always come
+// from the same state: Suspend() is linearizable with issuing (once it
+// returns, nothing more is issued under the old worker id), and Resume() can
+// switch to another worker id without an ID ever pairing the new worker id
+// with a slot below the floor set for it. A lease deadline (on the clock's
+// timeline) is checked on every issue, so a process that was paused past its
+// deadline refuses IDs until whoever holds the lease confirms it again; no
+// background thread has to run first.
+//
 // Thread safety: all methods may be called concurrently. The Clock must
 // outlive the Generator.
 #pragma once
@@ -45,6 +55,10 @@ inline constexpr Status kBadIdCount{StatusCode::kInvalidArgument,
                                     "ID count must be between 1 and the per-call limit"};
 inline constexpr Status kWatermarkNotPassed{StatusCode::kDeadlineExceeded,
                                             "clock did not pass the restart watermark in time"};
+inline constexpr Status kNoWorkerId{StatusCode::kUnavailable,
+                                    "no worker id held (waiting for a lease)"};
+inline constexpr Status kLeaseExpired{StatusCode::kUnavailable,
+                                      "worker id lease is not confirmed (past its deadline)"};
 
 // A label per error above, for counters and metrics.
 enum class IssueError : uint8_t {
@@ -52,6 +66,8 @@ enum class IssueError : uint8_t {
   kBeforeEpoch,
   kPastLayout,
   kBadCount,
+  kNoLease,
+  kLeasePastDeadline,
   kOther,
   kCount,
 };
@@ -66,6 +82,9 @@ struct GeneratorOptions {
   IdLayout layout = IdLayout::Default();
   uint32_t worker_id = 0;
   std::chrono::milliseconds max_clock_rollback = kDefaultMaxClockRollback;
+  // Start without a worker id: nothing is issued until Resume() grants one.
+  // For worker ids that come from a lease; `worker_id` is then ignored.
+  bool start_suspended = false;
 
   // Checks the worker id against the layout and the rollback bound.
   Status Validate() const;
@@ -102,33 +121,65 @@ class Generator {
   // until the clock passes it.
   Status AdvancePast(int64_t unix_millis, std::chrono::milliseconds max_wait);
 
-  // Whether Next() would issue now, without issuing: kClockMovedBackwards when
-  // the clock is too far behind the last ID, kClockBeforeEpoch or
+  // Whether Next() would issue now, without issuing: kNoWorkerId when
+  // suspended, kLeaseExpired past the lease deadline, kClockMovedBackwards
+  // when the clock is too far behind the last ID, kClockBeforeEpoch or
   // kTimeOutOfRange when it is outside the layout. For health checks.
   Status CanIssue() const;
+
+  // --- Leases (see the class comment). Meant for one owner thread at a time.
+
+  // Stops issuing. Returns once no call can issue any more.
+  void Suspend();
+
+  // Issues again, as `worker_id`, until the clock reads `valid_until_micros`
+  // (Unix microseconds on this generator's clock). The slot floor is kept:
+  // call AdvancePast() with the new worker id's watermark *before* Resume().
+  Status Resume(uint32_t worker_id, int64_t valid_until_micros);
+
+  // Moves the lease deadline (a renewal confirmed the lease).
+  void ExtendLease(int64_t valid_until_micros);
+
+  bool suspended() const;
+  // The deadline Resume()/ExtendLease() set; INT64_MAX without a lease.
+  int64_t lease_valid_until_micros() const {
+    return lease_valid_until_micros_.load(std::memory_order_acquire);
+  }
 
   // Start (Unix ms) of the tick of the last ID issued; 0 before the first one.
   // This is what a restart watermark should persist.
   int64_t last_issued_unix_millis() const;
 
-  uint32_t worker_id() const { return worker_id_; }
+  // The worker id IDs are issued as (the last one granted, when suspended).
+  uint32_t worker_id() const;
   const IdLayout& layout() const { return layout_; }
   GeneratorCounters counters() const;
 
  private:
   Generator(Clock& clock, const GeneratorOptions& options);
 
-  // Reserves n consecutive slots; on success *first_slot is the first of them.
-  Status Reserve(uint64_t n, uint64_t* first_slot);
+  // The state word: [63] suspended | [62..53] worker id | [52..0] slot of
+  // the last ID issued (tick << sequence_bits | sequence).
+  static constexpr int kWorkerShift = 53;
+  static constexpr uint64_t kSlotMask = (uint64_t{1} << kWorkerShift) - 1;
+  static constexpr uint64_t kSuspendedBit = uint64_t{1} << 63;
+  static constexpr uint64_t kMaxStateWorkerId = (kSuspendedBit >> kWorkerShift) - 1;
+  static_assert(IdLayout::Default().time_bits() + IdLayout::Default().sequence_bits() <= kWorkerShift);
+  static_assert(IdLayout::Default().max_worker_id() <= kMaxStateWorkerId);
+
+  // Reserves n consecutive slots; on success *first_slot is the first of them
+  // and *worker_id the worker id they belong to.
+  Status Reserve(uint64_t n, uint64_t* first_slot, uint32_t* worker_id);
 
   Clock& clock_;
   const IdLayout layout_;
-  const uint32_t worker_id_;
   const uint64_t max_rollback_ticks_;
 
-  // The slot of the last ID issued. alignas keeps the hot word off the cache
-  // line of the read-mostly fields above and the counters below.
-  alignas(64) std::atomic<uint64_t> last_slot_;
+  // alignas keeps the hot word off the cache line of the read-mostly fields
+  // above and the counters below. The deadline is read on every issue and
+  // written about once a second.
+  alignas(64) std::atomic<uint64_t> state_;
+  std::atomic<int64_t> lease_valid_until_micros_;
 
   alignas(64) std::atomic<uint64_t> waits_{0};
   std::atomic<uint64_t> rollbacks_absorbed_{0};

@@ -63,6 +63,7 @@ class Result {
   constexpr T& value() & { return value_; }
   constexpr T&& value() && { return std::move(value_); }
   constexpr const T& operator*() const& { return value_; }
+  constexpr const T* operator->() const { return &value_; }
 
  private:
   T value_{};

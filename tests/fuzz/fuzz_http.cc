@@ -23,7 +23,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     options.worker_id = 5;
     return std::move(katsubushi::Generator::Create(clock, options)).value();
   }();
-  static const katsubushi::http::HttpContext context{*generator, stats, "1.0.0", {}, {}};
+  static const katsubushi::http::HttpContext context{*generator, stats, "1.0.0", {}, {}, {}};
 
   http::request_parser<http::string_body> parser;
   parser.header_limit(katsubushi::http::HttpOptions::kMaxHeaderBytes);

@@ -37,7 +37,7 @@ class HttpServerTest : public ::testing::Test {
     GeneratorOptions g;
     g.worker_id = kWorker;
     generator_ = std::move(Generator::Create(SystemClock::Instance(), g)).value();
-    context_ = std::make_unique<HttpContext>(HttpContext{*generator_, stats_, "1.2.3", {}, {}});
+    context_ = std::make_unique<HttpContext>(HttpContext{*generator_, stats_, "1.2.3", {}, {}, {}});
     options.address = "127.0.0.1";
     options.port = 0;
     options.threads = 2;

@@ -164,6 +164,16 @@ TEST(ConfigTest, ValidationErrorsExitOne) {
       {{"-redis=redis://localhost", "-max-worker-id=1024"}, "max-worker-id must be at most 1023"},
       {{"-redis=redis://localhost", "-js-safe-id", "-max-worker-id=64"},
        "max-worker-id must be at most 63 with -js-safe-id"},
+      // raus refuses a one-id range; go-katsubushi exits 1 with its message.
+      {{"-redis=redis://localhost", "-min-worker-id=5", "-max-worker-id=5"},
+       "max should be greater than min"},
+      {{"-redis=http://localhost"},
+       "invalid -redis URL: invalid scheme: the Redis URL must start with redis:// or rediscluster://"},
+      {{"-redis=rediscluster://localhost/2"},
+       "invalid -redis URL: database is not supported for redis cluster"},
+      {{"-redis=redis://localhost", "-lease-expiry=1s"}, "lease-expiry must be between 2s and 1h"},
+      {{"-redis=redis://localhost", "-state-file=/tmp/s"},
+       "-state-file is for a static -worker-id; with -redis the watermark is kept in Redis"},
       {{"-worker-id=1", "-port=0"}, "no server is enabled"},
       {{"-worker-id=1", "-log-level=verbose"}, "invalid log level verbose"},
       {{"-worker-id=1", "-log-format=xml"}, "invalid log format xml (want text or json)"},
@@ -182,15 +192,20 @@ TEST(ConfigTest, ListenerRulesAndRedisDefaults) {
   EXPECT_TRUE(Parse({"-worker-id=1", "-port=0", "-sock=/tmp/x.sock"}).ok());
   EXPECT_TRUE(Parse({"-worker-id=1", "-port=0", "-http-port=8080"}).ok());
   EXPECT_TRUE(Parse({"-worker-id=1", "-port=0", "-grpc-port=50051"}).ok());
-  // With -redis, 0 bounds mean 1 and the layout's largest id; min = max is allowed.
+  // With -redis, 0 bounds mean 1 and the layout's largest id.
   Config c = ParseOk({"-redis=redis://localhost:6379/0"});
   EXPECT_EQ(c.min_worker_id, 1u);
   EXPECT_EQ(c.max_worker_id, 1023u);
   c = ParseOk({"-redis=redis://localhost", "-js-safe-id"});
   EXPECT_EQ(c.max_worker_id, 63u);
-  c = ParseOk({"-redis=redis://localhost", "-min-worker-id=5", "-max-worker-id=5"});
+  c = ParseOk({"-redis=redis://localhost", "-min-worker-id=5", "-max-worker-id=6"});
   EXPECT_EQ(c.min_worker_id, 5u);
-  EXPECT_EQ(c.max_worker_id, 5u);
+  EXPECT_EQ(c.max_worker_id, 6u);
+  EXPECT_EQ(c.lease_expiry, std::chrono::minutes(10));
+  c = ParseOk({"-redis=redis://localhost", "-lease-expiry=3s"});
+  EXPECT_EQ(c.lease_expiry, std::chrono::seconds(3));
+  c = ParseOk({"-worker-id=3", "-state-file=/var/lib/katsubushi/state"});
+  EXPECT_EQ(c.state_file, "/var/lib/katsubushi/state");
   for (uint32_t id : {1u, 1023u}) {
     const std::string arg = "-worker-id=" + std::to_string(id);
     EXPECT_EQ(ParseOk({arg}).worker_id, id);

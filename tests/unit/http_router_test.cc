@@ -14,7 +14,7 @@ class HttpRouterTest : public ::testing::Test {
  protected:
   HttpRouterTest()
       : generator_(std::move(Generator::Create(clock_, Options())).value()),
-        context_{*generator_, stats_, "7.7.7", {}, {}} {}
+        context_{*generator_, stats_, "7.7.7", {}, {}, {}} {}
 
   static GeneratorOptions Options() {
     GeneratorOptions o;

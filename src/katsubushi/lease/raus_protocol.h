@@ -1,0 +1,92 @@
+// The worker id lease scheme of fujiwara/raus (used by go-katsubushi): key
+// names, the broadcast payload, candidate choice, and the scripts and deadline
+// rule we add on top. Pure functions and constants; thread-safe.
+//
+// What is shared with Go instances, byte for byte: the lock key
+// "<ns>:id:<id>" holding the owner's uuid, SET NX EX at acquisition, the
+// channel "<ns>:broadcast" and its "<uuid>:<id>" messages published every
+// second. What is ours: renewal and release by compare-and-set scripts (Go's
+// GETSET would re-create an expired key and clobber its new owner), the
+// self-fencing deadline, and the restart watermark kept beside the lock key.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace katsubushi::lease {
+
+// raus's MaxCandidate: acquisition picks at random among this many free ids.
+inline constexpr size_t kMaxCandidates = 10;
+// How long a new instance listens to the broadcast before choosing.
+inline constexpr std::chrono::milliseconds kDiscoveryTime{3000};
+// How often the holder publishes its id and renews the key.
+inline constexpr std::chrono::milliseconds kRenewInterval{1000};
+// The key's expiry (the contract's SET NX EX 600).
+inline constexpr std::chrono::milliseconds kDefaultLeaseExpiry{600'000};
+// How long the watermark outlives its last update.
+inline constexpr std::chrono::hours kWatermarkTtl{24 * 7};
+
+std::string LockKey(std::string_view ns, uint32_t worker_id);
+// "{<ns>:id:<id>}:watermark": the braces put it in the lock key's cluster slot
+// (a key's slot is the hash of its {tag}), so one script can touch both.
+std::string WatermarkKey(std::string_view ns, uint32_t worker_id);
+std::string BroadcastChannel(std::string_view ns);
+
+std::string BroadcastPayload(std::string_view uuid, uint32_t worker_id);
+struct Broadcast {
+  std::string uuid;
+  uint32_t worker_id = 0;
+};
+// raus's parsePayload: exactly one ':' and a decimal id; nullopt otherwise.
+std::optional<Broadcast> ParseBroadcast(std::string_view payload);
+
+// A random (version 4) UUID in its text form, as Go's uuid.NewRandom().String().
+std::string NewUuid(std::mt19937_64& rng);
+
+// Up to kMaxCandidates ids of [min_id, max_id] not in `used`, lowest first
+// (raus v0.1.0's order).
+std::vector<uint32_t> Candidates(uint32_t min_id, uint32_t max_id, const std::set<uint32_t>& used);
+
+// The self-fencing deadline: an instance that sent its last successful SET or
+// renewal at `sent_micros` (its own clock) issues nothing from the returned
+// time on. Below the key's expiry by 1% (clock rate error), 2 ms, and a
+// margin of max(1 s, 5% of the expiry), so that we stop before Redis could
+// hand the id to anybody else.
+int64_t LeaseValidUntilMicros(int64_t sent_micros, std::chrono::milliseconds lease_expiry);
+
+// The renewal interval for a lease expiry: raus's 1 s, or less for the short
+// expiries tests use, so that two renewals fit before the deadline.
+std::chrono::milliseconds RenewIntervalFor(std::chrono::milliseconds lease_expiry);
+
+// KEYS[1] lock key, KEYS[2] watermark key; ARGV[1] our uuid, ARGV[2] expiry
+// ms, ARGV[3] last issued Unix ms, ARGV[4] watermark ttl ms.
+// Returns 1 when the key was ours (and is now extended), 0 when it was not.
+inline constexpr std::string_view kRenewScript = R"lua(
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local w = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
+if tonumber(ARGV[3]) > w then
+  redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
+else
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+end
+return 1
+)lua";
+
+// Same keys and arguments (ARGV[2] unused); deletes the lock key when it is
+// ours, recording the final watermark first. Returns 1 or 0 as above.
+inline constexpr std::string_view kReleaseScript = R"lua(
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local w = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
+if tonumber(ARGV[3]) > w then redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4]) end
+redis.call('DEL', KEYS[1])
+return 1
+)lua";
+
+}  // namespace katsubushi::lease

@@ -1,0 +1,110 @@
+// RedisLeaseKeeper: holds a worker id leased through Redis for a Generator,
+// on a thread of its own, and keeps the generator's lease hooks in step:
+//
+//   acquire   listen to the broadcast (3 s), SET NX a free id, read its
+//             restart watermark, AdvancePast() it, Resume() the generator
+//   hold      every second: PUBLISH "<uuid>:<id>", renew by compare-and-set
+//             (recording the last issued ms), ExtendLease() from the time the
+//             renewal was *sent*
+//   lost      the renewal finds another value (or none): Suspend() at once,
+//             never touch that key again, acquire again with a new uuid
+//   no Redis  keep issuing until the deadline (the generator refuses after
+//             it on its own), keep trying; a later renewal that finds the key
+//             still ours resumes at once
+//   stop      Suspend(), then release by compare-and-delete
+//
+// Redis being unreachable or every id being taken is never fatal: the keeper
+// retries with capped exponential backoff and says so in the log.
+//
+// Thread safety: Start() and Stop() from one thread; counters() from any.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+
+#include "katsubushi/clock.h"
+#include "katsubushi/generator.h"
+#include "katsubushi/lease/lease_log.h"
+#include "katsubushi/lease/raus_protocol.h"
+#include "katsubushi/lease/redis_client.h"
+#include "katsubushi/lease/redis_url.h"
+
+namespace katsubushi::lease {
+
+struct RedisLeaseOptions {
+  RedisUrl url;
+  uint32_t min_worker_id = 1;
+  uint32_t max_worker_id = 1023;
+  std::chrono::milliseconds lease_expiry = kDefaultLeaseExpiry;
+  std::chrono::milliseconds discovery = kDiscoveryTime;
+  RedisTimeouts timeouts;
+  std::chrono::milliseconds retry_min{200};
+  std::chrono::milliseconds retry_max{5000};
+  // How long acquisition waits for the clock to pass the id's watermark
+  // before resuming anyway (the generator still refuses IDs below it).
+  std::chrono::milliseconds max_watermark_wait{5000};
+  LogFunction log;
+};
+
+struct LeaseCounters {
+  uint64_t acquisitions = 0;
+  uint64_t losses = 0;          // renewals that found the key not ours
+  uint64_t renew_failures = 0;  // renewals that got no answer from Redis
+};
+
+class RedisLeaseKeeper {
+ public:
+  RedisLeaseKeeper(Generator& generator, Clock& clock, RedisLeaseOptions options);
+  ~RedisLeaseKeeper();
+  RedisLeaseKeeper(const RedisLeaseKeeper&) = delete;
+  RedisLeaseKeeper& operator=(const RedisLeaseKeeper&) = delete;
+
+  void Start();
+  // Stops issuing, releases the lease (recording the watermark) and joins.
+  void Stop();
+
+  LeaseCounters counters() const;
+
+ private:
+  enum class Renewal { kRenewed, kLost, kNoAnswer };
+
+  void Run();
+  bool Acquire();
+  Renewal Renew();
+  void Release();
+  // Sleeps until `deadline` or Stop(); false when stopping.
+  bool SleepUntil(std::chrono::steady_clock::time_point deadline);
+  void Log(LogLevel level, const std::string& message) const;
+
+  Generator& generator_;
+  Clock& clock_;
+  const RedisLeaseOptions options_;
+  const std::string channel_;
+  RedisClient client_;
+  std::mt19937_64 rng_;
+
+  // Owned by the keeper thread.
+  bool held_ = false;
+  uint32_t worker_id_ = 0;
+  std::string uuid_;
+  int64_t valid_until_micros_ = 0;
+  bool fenced_ = false;  // the deadline passed without a renewal (logged once)
+
+  std::mutex mu_;
+  std::condition_variable wake_;
+  bool stopping_ = false;  // guarded by mu_
+  std::atomic<bool> stop_requested_{false};
+  std::thread thread_;
+
+  std::atomic<uint64_t> acquisitions_{0};
+  std::atomic<uint64_t> losses_{0};
+  std::atomic<uint64_t> renew_failures_{0};
+};
+
+}  // namespace katsubushi::lease

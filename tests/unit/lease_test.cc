@@ -1,0 +1,140 @@
+// The pure parts of the worker id lease: the Redis URL rules of raus, the
+// broadcast payload, candidate choice, the fencing deadline, the state file.
+#include <gtest/gtest.h>
+
+#include <regex>
+
+#include "katsubushi/lease/raus_protocol.h"
+#include "katsubushi/lease/redis_url.h"
+#include "katsubushi/lease/state_file_keeper.h"
+
+namespace katsubushi::lease {
+namespace {
+
+using std::chrono::milliseconds;
+
+TEST(RedisUrlTest, DefaultsAreRausDefaults) {
+  Result<RedisUrl> url = ParseRedisUrl("redis://redis.local");
+  ASSERT_TRUE(url.ok());
+  EXPECT_FALSE(url->cluster);
+  EXPECT_EQ(url->host, "redis.local");
+  EXPECT_EQ(url->port, 6379);
+  EXPECT_EQ(url->db, 0);
+  EXPECT_EQ(url->ns, "raus");
+  EXPECT_FALSE(url->has_password);
+}
+
+TEST(RedisUrlTest, EveryPart) {
+  Result<RedisUrl> url = ParseRedisUrl("redis://app:p%40ss%3Aword@10.0.0.5:6380/3?ns=kb%2Fprod&x=1");
+  ASSERT_TRUE(url.ok());
+  EXPECT_EQ(url->username, "app");
+  EXPECT_EQ(url->password, "p@ss:word");
+  EXPECT_TRUE(url->has_password);
+  EXPECT_EQ(url->host, "10.0.0.5");
+  EXPECT_EQ(url->port, 6380);
+  EXPECT_EQ(url->db, 3);
+  EXPECT_EQ(url->ns, "kb/prod");
+  EXPECT_EQ(url->Redacted(), "redis://app:xxxxx@10.0.0.5:6380/3?ns=kb/prod");
+}
+
+TEST(RedisUrlTest, PasswordWithoutUserAndFirstNsWins) {
+  Result<RedisUrl> url = ParseRedisUrl("redis://:secret@h/?ns=a&ns=b");
+  ASSERT_TRUE(url.ok());
+  EXPECT_EQ(url->username, "");
+  EXPECT_EQ(url->password, "secret");
+  EXPECT_EQ(url->db, 0);
+  EXPECT_EQ(url->ns, "a");
+}
+
+TEST(RedisUrlTest, Ipv6AndFirstPathSegment) {
+  Result<RedisUrl> url = ParseRedisUrl("redis://[::1]:7000/2/ignored");
+  ASSERT_TRUE(url.ok());
+  EXPECT_EQ(url->host, "::1");
+  EXPECT_EQ(url->port, 7000);
+  EXPECT_EQ(url->db, 2);
+  EXPECT_EQ(url->Address(), "[::1]:7000");
+}
+
+TEST(RedisUrlTest, Cluster) {
+  Result<RedisUrl> url = ParseRedisUrl("rediscluster://node1:7001?ns=kb");
+  ASSERT_TRUE(url.ok());
+  EXPECT_TRUE(url->cluster);
+  EXPECT_EQ(url->ns, "kb");
+  EXPECT_EQ(ParseRedisUrl("rediscluster://node1:7001/1").status().message(),
+            "database is not supported for redis cluster");
+  EXPECT_TRUE(ParseRedisUrl("rediscluster://node1:7001/").ok());
+}
+
+TEST(RedisUrlTest, Errors) {
+  for (const char* bad : {"http://h", "h:6379", "redis://h:notaport", "redis://h:0", "redis://h:70000",
+                          "redis://h/x", "redis://h/-1", "redis://u:%zz@h", "redis://[::1", "redis://a:b:c"}) {
+    EXPECT_FALSE(ParseRedisUrl(bad).ok()) << bad;
+  }
+  EXPECT_FALSE(ParseRedisUrl("redis://" + std::string(RedisUrl::kMaxLength, 'h')).ok());
+}
+
+TEST(RausProtocolTest, KeysAndChannelAreRausBytes) {
+  EXPECT_EQ(LockKey("raus", 17), "raus:id:17");
+  EXPECT_EQ(BroadcastChannel("kb"), "kb:broadcast");
+  EXPECT_EQ(BroadcastPayload("0b7c...", 5), "0b7c...:5");
+  // Same cluster slot as the lock key: the hash tag is the lock key itself.
+  EXPECT_EQ(WatermarkKey("raus", 17), "{raus:id:17}:watermark");
+}
+
+TEST(RausProtocolTest, ParseBroadcastAcceptsExactlyUuidColonId) {
+  std::optional<Broadcast> b = ParseBroadcast("8d3b1a9e-6f4e-4a53-9d5c-2f7a1e0c4b21:1023");
+  ASSERT_TRUE(b.has_value());
+  EXPECT_EQ(b->uuid, "8d3b1a9e-6f4e-4a53-9d5c-2f7a1e0c4b21");
+  EXPECT_EQ(b->worker_id, 1023u);
+  for (const char* bad : {"", "nocolon", "a:b:1", "u:", "u:x", "u:-1", "u:1 ", "u:99999999999"}) {
+    EXPECT_FALSE(ParseBroadcast(bad).has_value()) << bad;
+  }
+}
+
+TEST(RausProtocolTest, CandidatesAreTheLowestTenFreeIds) {
+  EXPECT_EQ(Candidates(1, 1023, {}), (std::vector<uint32_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}));
+  EXPECT_EQ(Candidates(1, 1023, {1, 3, 5}), (std::vector<uint32_t>{2, 4, 6, 7, 8, 9, 10, 11, 12, 13}));
+  EXPECT_EQ(Candidates(5, 7, {6}), (std::vector<uint32_t>{5, 7}));
+  EXPECT_TRUE(Candidates(5, 6, {5, 6}).empty());
+  EXPECT_EQ(Candidates(1023, 1023, {}), (std::vector<uint32_t>{1023}));
+}
+
+TEST(RausProtocolTest, UuidIsVersion4Text) {
+  std::mt19937_64 rng(42);
+  const std::regex v4("^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$");
+  const std::string a = NewUuid(rng);
+  const std::string b = NewUuid(rng);
+  EXPECT_TRUE(std::regex_match(a, v4)) << a;
+  EXPECT_NE(a, b);
+}
+
+TEST(RausProtocolTest, DeadlineFollowsTheDesignFormula) {
+  // L = 600 s: t0 + 594 s - 2 ms - 30 s.
+  EXPECT_EQ(LeaseValidUntilMicros(1'000'000, milliseconds(600'000)),
+            1'000'000 + 594'000'000 - 2'000 - 30'000'000);
+  // L = 3 s: the 1 s floor of the margin applies.
+  EXPECT_EQ(LeaseValidUntilMicros(0, milliseconds(3'000)), 2'970'000 - 2'000 - 1'000'000);
+  // Always before the key's own expiry, and renewed well within it.
+  for (int64_t l : {2'000, 3'000, 10'000, 60'000, 600'000, 3'600'000}) {
+    const int64_t valid = LeaseValidUntilMicros(0, milliseconds(l));
+    EXPECT_LT(valid, l * 1000);
+    EXPECT_LT(RenewIntervalFor(milliseconds(l)).count() * 1000 * 2, valid) << l;
+  }
+  EXPECT_EQ(RenewIntervalFor(milliseconds(600'000)), milliseconds(1000));
+}
+
+TEST(StateFileTest, RoundTripAndRejectsAnythingElse) {
+  EXPECT_EQ(FormatStateFile(7, 1795305600123), "katsubushi-state 1 7 1795305600123\n");
+  Result<int64_t> t = ParseStateFile(FormatStateFile(7, 1795305600123));
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(*t, 1795305600123);
+  EXPECT_TRUE(ParseStateFile("katsubushi-state 1 7 5").ok());
+  for (const char* bad : {"", "garbage", "katsubushi-state 2 7 5\n", "katsubushi-state 1 7\n",
+                          "katsubushi-state 1 7 -5\n", "katsubushi-state 1 7 5 6\n",
+                          "katsubushi-state 1 x 5\n"}) {
+    EXPECT_FALSE(ParseStateFile(bad).ok()) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace katsubushi::lease

@@ -52,6 +52,11 @@ Generator::Generator(Clock& clock, const GeneratorOptions& options)
       max_rollback_ticks_(static_cast<uint64_t>(
           (options.max_clock_rollback.count() + options.layout.millis_per_tick() - 1) /
           options.layout.millis_per_tick())),
+      refresher_(options.refresher),
+      idle_ticks_(options.refresher == nullptr
+                      ? 0
+                      : static_cast<uint64_t>(options.revalidate_after_idle.count() /
+                                              options.layout.millis_per_tick())),
       state_(options.start_suspended
                  ? kSuspendedBit
                  : uint64_t{options.worker_id} << kWorkerShift),
@@ -87,15 +92,30 @@ Status Generator::Reserve(uint64_t n, uint64_t* first_slot, uint32_t* worker_id)
   // one wrote, so the ranges handed out are disjoint and increasing in that
   // order. A caller that learns of an ID and then calls Next() observes a later
   // value by coherence, so its ID is larger.
+  // A refresher gets one call per Reserve(); whatever it could not fix is
+  // the caller's error.
+  bool refreshed = false;
+  auto refresh = [&](LeaseRefresher::Reason reason, const Status& refusal) {
+    if (refresher_ == nullptr || refreshed) return refusal;
+    refreshed = true;
+    return refresher_->Refresh(*this, reason);
+  };
+
   uint64_t state = state_.load(std::memory_order_relaxed);
   for (;;) {
-    if (state & kSuspendedBit) return kNoWorkerId;
+    if (state & kSuspendedBit) {
+      if (Status s = refresh(LeaseRefresher::Reason::kSuspended, kNoWorkerId); !s.ok()) return s;
+      state = state_.load(std::memory_order_relaxed);
+      continue;
+    }
     const int64_t now_micros = clock_.NowUnixMicros();
     // The ID's time is now_micros, read before the check: an ID is never
     // stamped with a time at or past the deadline, however long this thread
     // is preempted before its CAS.
     if (now_micros >= lease_valid_until_micros_.load(std::memory_order_acquire)) {
-      return kLeaseExpired;
+      if (Status s = refresh(LeaseRefresher::Reason::kDeadline, kLeaseExpired); !s.ok()) return s;
+      state = state_.load(std::memory_order_relaxed);
+      continue;
     }
     if (now_micros < kEpochMicros) return kClockBeforeEpoch;
     const uint64_t now_tick = static_cast<uint64_t>(layout_.TickAt(now_micros / 1000));
@@ -103,6 +123,11 @@ Status Generator::Reserve(uint64_t n, uint64_t* first_slot, uint32_t* worker_id)
 
     const uint64_t last = state & kSlotMask;
     const uint64_t last_tick = last >> seq_bits;
+    if (idle_ticks_ != 0 && !refreshed && now_tick > last_tick + idle_ticks_) {
+      if (Status s = refresh(LeaseRefresher::Reason::kIdle, Status::Ok()); !s.ok()) return s;
+      state = state_.load(std::memory_order_relaxed);
+      continue;
+    }
     if (last_tick > now_tick + max_rollback_ticks_) {
       rollback_errors_.fetch_add(1, std::memory_order_relaxed);
       return kClockMovedBackwards;

@@ -74,6 +74,22 @@ enum class IssueError : uint8_t {
 IssueError IssueErrorOf(const Status& status);
 std::string_view IssueErrorName(IssueError error);
 
+class Generator;
+
+// Makes issuing possible again, synchronously, from the issue path: a lease
+// with no background thread (embedded use, AWS Lambda, where threads do not
+// run between events). The generator calls it when it would refuse for want
+// of a worker id or past its lease deadline, or when the clock has moved more
+// than `revalidate_after_idle` past the last ID; then it tries once more.
+class LeaseRefresher {
+ public:
+  enum class Reason { kSuspended, kDeadline, kIdle };
+  virtual ~LeaseRefresher() = default;
+  // May call the generator's lease methods (Suspend, Resume, ExtendLease,
+  // AdvancePast), never Next(). Ok: try again; an error is what the caller gets.
+  virtual Status Refresh(Generator& generator, Reason reason) = 0;
+};
+
 struct GeneratorOptions {
   // How far the clock may fall behind the last ID before Next() errors instead
   // of continuing from the tick it was on.
@@ -85,6 +101,11 @@ struct GeneratorOptions {
   // Start without a worker id: nothing is issued until Resume() grants one.
   // For worker ids that come from a lease; `worker_id` is then ignored.
   bool start_suspended = false;
+  // Optional; must outlive the generator. See LeaseRefresher.
+  LeaseRefresher* refresher = nullptr;
+  // With a refresher: ask it again when the clock is this far past the last
+  // ID (a process frozen between events). 0: never.
+  std::chrono::milliseconds revalidate_after_idle{0};
 
   // Checks the worker id against the layout and the rollback bound.
   Status Validate() const;
@@ -174,6 +195,8 @@ class Generator {
   Clock& clock_;
   const IdLayout layout_;
   const uint64_t max_rollback_ticks_;
+  LeaseRefresher* const refresher_;
+  const uint64_t idle_ticks_;  // 0: no idle revalidation
 
   // alignas keeps the hot word off the cache line of the read-mostly fields
   // above and the counters below. The deadline is read on every issue and

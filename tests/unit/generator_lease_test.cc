@@ -158,5 +158,81 @@ TEST(GeneratorLeaseTest, SuspendAndResumeUnderConcurrentIssuing) {
   }
 }
 
+// A lease that lives on the issue path: grants a worker id and a deadline
+// when asked, or refuses.
+class FakeRefresher : public LeaseRefresher {
+ public:
+  explicit FakeRefresher(ManualClock& clock) : clock_(clock) {}
+  Status Refresh(Generator& generator, Reason reason) override {
+    calls.push_back(reason);
+    if (!grant) return Status(StatusCode::kUnavailable, "lease could not be confirmed");
+    return generator.Resume(worker_id, clock_.NowUnixMicros() + validity_micros);
+  }
+  ManualClock& clock_;
+  std::vector<Reason> calls;
+  bool grant = true;
+  uint32_t worker_id = 9;
+  int64_t validity_micros = 20'000;
+};
+
+std::unique_ptr<Generator> MakeRefreshed(Clock& clock, LeaseRefresher& refresher,
+                                         std::chrono::milliseconds idle) {
+  GeneratorOptions options;
+  options.start_suspended = true;
+  options.refresher = &refresher;
+  options.revalidate_after_idle = idle;
+  return std::move(Generator::Create(clock, options)).value();
+}
+
+TEST(GeneratorRefresherTest, FirstIdAcquiresLazily) {
+  ManualClock clock(kStartMicros);
+  FakeRefresher refresher(clock);
+  auto gen = MakeRefreshed(clock, refresher, std::chrono::milliseconds(0));
+  EXPECT_TRUE(refresher.calls.empty()) << "nothing at construction";
+  Result<uint64_t> id = gen->Next();
+  ASSERT_TRUE(id.ok());
+  EXPECT_EQ(kDefault.WorkerIdOf(*id), 9u);
+  ASSERT_EQ(refresher.calls.size(), 1u);
+  EXPECT_EQ(refresher.calls[0], LeaseRefresher::Reason::kSuspended);
+  EXPECT_TRUE(gen->Next().ok());
+  EXPECT_EQ(refresher.calls.size(), 1u) << "no refresh while the lease is good";
+}
+
+TEST(GeneratorRefresherTest, DeadlineAsksAgainAndARefusalIsTheCallersError) {
+  ManualClock clock(kStartMicros);
+  FakeRefresher refresher(clock);
+  auto gen = MakeRefreshed(clock, refresher, std::chrono::milliseconds(0));
+  ASSERT_TRUE(gen->Next().ok());
+  clock.Advance(20'000);
+  ASSERT_TRUE(gen->Next().ok());
+  EXPECT_EQ(refresher.calls.back(), LeaseRefresher::Reason::kDeadline);
+  clock.Advance(20'000);
+  refresher.grant = false;
+  EXPECT_EQ(gen->Next().status().message(), "lease could not be confirmed");
+  uint64_t ids[3];
+  EXPECT_FALSE(gen->NextN(ids).ok());
+}
+
+TEST(GeneratorRefresherTest, IdleGapRevalidatesBeforeIssuing) {
+  ManualClock clock(kStartMicros);
+  FakeRefresher refresher(clock);
+  refresher.validity_micros = 60'000'000;
+  auto gen = MakeRefreshed(clock, refresher, std::chrono::milliseconds(100));
+  ASSERT_TRUE(gen->Next().ok());
+  clock.AdvanceMillis(50);
+  ASSERT_TRUE(gen->Next().ok());
+  EXPECT_EQ(refresher.calls.size(), 1u);
+  clock.AdvanceMillis(150);  // frozen between events
+  refresher.worker_id = 10;  // the lease moved while we slept
+  Result<uint64_t> id = gen->Next();
+  ASSERT_TRUE(id.ok());
+  EXPECT_EQ(refresher.calls.back(), LeaseRefresher::Reason::kIdle);
+  EXPECT_EQ(kDefault.WorkerIdOf(*id), 10u);
+  // A refusal on an idle check refuses the ID.
+  clock.AdvanceMillis(150);
+  refresher.grant = false;
+  EXPECT_FALSE(gen->Next().ok());
+}
+
 }  // namespace
 }  // namespace katsubushi

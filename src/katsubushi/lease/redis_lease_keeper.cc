@@ -2,17 +2,13 @@
 
 #include <set>
 
+#include "katsubushi/lease/lease_commands.h"
+
 namespace katsubushi::lease {
 namespace {
 
 using std::chrono::milliseconds;
 using SteadyTime = std::chrono::steady_clock::time_point;
-
-std::string ExpiryArgs(milliseconds expiry, bool* seconds) {
-  // raus sends SET ... EX <seconds>; do the same when the expiry allows.
-  *seconds = expiry.count() % 1000 == 0;
-  return std::to_string(*seconds ? expiry.count() / 1000 : expiry.count());
-}
 
 }  // namespace
 
@@ -138,8 +134,6 @@ bool RedisLeaseKeeper::Acquire() {
   }
   if (stop_requested_.load()) return false;
 
-  bool in_seconds = false;
-  const std::string expiry = ExpiryArgs(options_.lease_expiry, &in_seconds);
   for (;;) {
     std::vector<uint32_t> candidates = Candidates(options_.min_worker_id, options_.max_worker_id, used);
     if (candidates.empty()) {
@@ -150,19 +144,17 @@ bool RedisLeaseKeeper::Acquire() {
     }
     std::uniform_int_distribution<size_t> pick(0, candidates.size() - 1);
     const uint32_t id = candidates[pick(rng_)];
-    const std::string key = LockKey(options_.url.ns, id);
 
     const int64_t sent_micros = clock_.NowUnixMicros();
-    RedisReply reply;
-    if (!client_.Run({"SET", key, uuid_, in_seconds ? "EX" : "PX", expiry, "NX"}, &reply)) {
-      Log(LogLevel::kWarning, "cannot reach Redis to acquire a worker id (retrying): " + client_.error());
+    std::string error_reply;
+    const LeaseReply set = SetIfAbsent(client_, options_.url.ns, id, uuid_, options_.lease_expiry,
+                                       &error_reply);
+    if (set == LeaseReply::kNoAnswer) {
+      Log(LogLevel::kWarning, "cannot acquire a worker id (retrying): " +
+                                  (error_reply.empty() ? client_.error() : error_reply));
       return false;
     }
-    if (reply.is_error()) {
-      Log(LogLevel::kWarning, "SET " + key + " failed: " + reply.str);
-      return false;
-    }
-    if (reply.type == RedisReply::Type::kNil) {
+    if (set == LeaseReply::kNotOurs) {
       Log(LogLevel::kDebug, "worker id " + std::to_string(id) + " is taken");
       used.insert(id);
       continue;
@@ -171,21 +163,17 @@ bool RedisLeaseKeeper::Acquire() {
     // The id is ours. Its watermark: the last ms its previous holder issued.
     worker_id_ = id;
     held_ = true;
-    RedisReply watermark;
-    if (!client_.Run({"GET", WatermarkKey(options_.url.ns, id)}, &watermark) || watermark.is_error()) {
+    const std::optional<int64_t> watermark = ReadWatermark(client_, options_.url.ns, id);
+    if (!watermark) {
       Log(LogLevel::kWarning, "cannot read the watermark of worker id " + std::to_string(id) +
                                   "; releasing it and retrying: " + client_.error());
       Release();
       return false;
     }
-    int64_t watermark_millis = 0;
-    if (watermark.type == RedisReply::Type::kString) {
-      watermark_millis = std::strtoll(watermark.str.c_str(), nullptr, 10);
-    }
-    if (watermark_millis > 0) {
-      if (Status s = generator_.AdvancePast(watermark_millis, options_.max_watermark_wait); !s.ok()) {
+    if (*watermark > 0) {
+      if (Status s = generator_.AdvancePast(*watermark, options_.max_watermark_wait); !s.ok()) {
         Log(LogLevel::kWarning, "the clock is behind worker id " + std::to_string(id) +
-                                    "'s watermark (" + std::to_string(watermark_millis) +
+                                    "'s watermark (" + std::to_string(*watermark) +
                                     " ms); IDs are refused until it passes");
       }
     }
@@ -202,48 +190,42 @@ bool RedisLeaseKeeper::Acquire() {
 }
 
 RedisLeaseKeeper::Renewal RedisLeaseKeeper::Renew() {
-  RedisReply reply;
-  if (!client_.Run({"PUBLISH", channel_, BroadcastPayload(uuid_, worker_id_)}, &reply)) {
-    return Renewal::kNoAnswer;
-  }
+  if (!PublishHolder(client_, options_.url.ns, worker_id_, uuid_)) return Renewal::kNoAnswer;
   // Sent-time, not reply-time: the key's new expiry counts from no earlier.
   const int64_t sent_micros = clock_.NowUnixMicros();
-  const std::string last_ms = std::to_string(generator_.last_issued_unix_millis());
-  if (!client_.Run({"EVAL", kRenewScript, "2", LockKey(options_.url.ns, worker_id_),
-                    WatermarkKey(options_.url.ns, worker_id_), uuid_,
-                    std::to_string(options_.lease_expiry.count()), last_ms,
-                    std::to_string(std::chrono::milliseconds(kWatermarkTtl).count())},
-                   &reply)) {
-    return Renewal::kNoAnswer;
+  std::string error_reply;
+  switch (lease::Renew(client_, options_.url.ns, worker_id_, uuid_, options_.lease_expiry,
+                       generator_.last_issued_unix_millis(), &error_reply)) {
+    case LeaseReply::kOk:
+      valid_until_micros_ = LeaseValidUntilMicros(sent_micros, options_.lease_expiry);
+      generator_.ExtendLease(valid_until_micros_);
+      return Renewal::kRenewed;
+    case LeaseReply::kNotOurs:
+      return Renewal::kLost;
+    case LeaseReply::kNoAnswer:
+      if (!error_reply.empty()) Log(LogLevel::kWarning, "lease renewal script failed: " + error_reply);
+      return Renewal::kNoAnswer;
   }
-  if (reply.is_error()) {
-    Log(LogLevel::kWarning, "lease renewal script failed: " + reply.str);
-    return Renewal::kNoAnswer;
-  }
-  if (reply.type != RedisReply::Type::kInteger || reply.integer != 1) return Renewal::kLost;
-  valid_until_micros_ = LeaseValidUntilMicros(sent_micros, options_.lease_expiry);
-  generator_.ExtendLease(valid_until_micros_);
-  return Renewal::kRenewed;
+  return Renewal::kNoAnswer;
 }
 
 void RedisLeaseKeeper::Release() {
   held_ = false;
-  RedisReply reply;
-  const std::string last_ms = std::to_string(generator_.last_issued_unix_millis());
-  const bool answered =
-      client_.Run({"EVAL", kReleaseScript, "2", LockKey(options_.url.ns, worker_id_),
-                   WatermarkKey(options_.url.ns, worker_id_), uuid_, "0", last_ms,
-                   std::to_string(std::chrono::milliseconds(kWatermarkTtl).count())},
-                  &reply);
-  if (!answered || reply.is_error()) {
-    Log(LogLevel::kWarning, "could not release worker id " + std::to_string(worker_id_) +
-                                " (it frees itself when the key expires): " +
-                                (answered ? reply.str : client_.error()));
-  } else if (reply.integer == 1) {
-    Log(LogLevel::kInfo, "released worker id " + std::to_string(worker_id_));
-  } else {
-    Log(LogLevel::kWarning, "worker id " + std::to_string(worker_id_) +
-                                " was no longer ours at release; left it alone");
+  std::string error_reply;
+  switch (lease::Release(client_, options_.url.ns, worker_id_, uuid_,
+                         generator_.last_issued_unix_millis(), &error_reply)) {
+    case LeaseReply::kOk:
+      Log(LogLevel::kInfo, "released worker id " + std::to_string(worker_id_));
+      break;
+    case LeaseReply::kNotOurs:
+      Log(LogLevel::kWarning, "worker id " + std::to_string(worker_id_) +
+                                  " was no longer ours at release; left it alone");
+      break;
+    case LeaseReply::kNoAnswer:
+      Log(LogLevel::kWarning, "could not release worker id " + std::to_string(worker_id_) +
+                                  " (it frees itself when the key expires): " +
+                                  (error_reply.empty() ? client_.error() : error_reply));
+      break;
   }
 }
 

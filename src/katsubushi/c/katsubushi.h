@@ -1,0 +1,99 @@
+/* katsubushi.h: the C ABI of the katsubushi ID generator (libkatsubushi.so).
+ *
+ * Unique, time-ordered 64-bit IDs (snowflake: 41-bit ms since 2015-01-01Z,
+ * 10-bit worker id, 12-bit sequence) from inside your process, with a static
+ * worker id or one leased through Redis — compatible with go-katsubushi and
+ * katsubushi-cpp servers sharing the same namespace.
+ *
+ *   kb_config config;
+ *   kb_config_init(&config);
+ *   config.redis_url = "redis://my-redis:6379/0?ns=katsubushi";
+ *   kb_generator* gen;
+ *   if (kb_open(&config, &gen) != KB_OK) fprintf(stderr, "%s\n", kb_last_error());
+ *   kb_invocation_begin(gen);          // at the start of each Lambda event
+ *   uint64_t id;
+ *   if (kb_next_id(gen, &id) == KB_OK) ...
+ *   kb_close(gen);
+ *
+ * Rules: every function returns a kb_status (KB_OK = 0) unless noted; on
+ * error kb_last_error() has the detail (per thread, valid until that thread's
+ * next kb_ call). All functions are thread-safe, except that kb_close() must
+ * not race other calls on the same handle. kb_open() does no network I/O: a
+ * leased worker id is acquired at the first ID and confirmed again at each
+ * kb_invocation_begin() and after 100 ms without IDs (a frozen Lambda being
+ * thawed); when it cannot be confirmed, calls fail with KB_UNAVAILABLE rather
+ * than risk a duplicate ID. After fork() the child's copy of a handle fails
+ * with KB_FORKED: open a new one in the child. No C++ exception crosses this
+ * interface. The library starts no thread and installs no signal handler.
+ */
+#ifndef KATSUBUSHI_H_
+#define KATSUBUSHI_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(KATSUBUSHI_C_BUILD)
+#define KB_EXPORT __attribute__((visibility("default")))
+#else
+#define KB_EXPORT
+#endif
+
+/* The ABI this header describes; kb_abi_version() returns the library's. */
+#define KB_ABI_VERSION 1
+
+typedef enum kb_status {
+  KB_OK = 0,
+  KB_INVALID_ARGUMENT = 1, /* a bad config, count or pointer */
+  KB_UNAVAILABLE = 2,      /* no worker id confirmed now (Redis unreachable, none free,
+                              lease lost, clock behind the last ID); retry later */
+  KB_OUT_OF_RANGE = 3,     /* the clock is past what the ID layout can hold */
+  KB_FORKED = 4,           /* the handle belongs to the parent process */
+  KB_CLOSED = 5,           /* reserved: the handle was closed */
+  KB_INTERNAL = 6          /* a bug; see kb_last_error() */
+} kb_status;
+
+typedef struct kb_generator kb_generator;
+
+/* Set struct_size (kb_config_init does) so that the library can grow this
+ * struct: it reads only the fields an older caller knew about. */
+typedef struct kb_config {
+  size_t struct_size;
+  uint32_t worker_id;      /* static worker id; 0 to lease one through redis_url */
+  const char* redis_url;   /* redis://[user:pass@]host[:port][/db][?ns=NS] or rediscluster:// */
+  uint32_t min_worker_id;  /* leased range; 0 = 1 */
+  uint32_t max_worker_id;  /* 0 = the layout's largest (1023, or 63 with js_safe_id) */
+  uint32_t lease_ttl_ms;   /* 0 = 60000 */
+  int js_safe_id;          /* non-zero: 53-bit IDs (10 ms ticks, worker id 0..63) */
+} kb_config;
+
+typedef struct kb_id_parts {
+  int64_t unix_millis; /* the ID's time (start of its tick) */
+  uint32_t worker_id;
+  uint32_t sequence;
+} kb_id_parts;
+
+KB_EXPORT void kb_config_init(kb_config* config);
+KB_EXPORT kb_status kb_open(const kb_config* config, kb_generator** out);
+KB_EXPORT kb_status kb_next_id(kb_generator* gen, uint64_t* out);
+/* n consecutive IDs from one reservation; 1 <= n <= 4096. */
+KB_EXPORT kb_status kb_next_ids(kb_generator* gen, uint64_t* out, size_t n);
+/* The worker id IDs are issued under; KB_UNAVAILABLE while none is held. */
+KB_EXPORT kb_status kb_worker_id(kb_generator* gen, uint32_t* out);
+/* Splits an ID of this generator's layout; gen may be NULL for the default layout. */
+KB_EXPORT kb_status kb_decode(const kb_generator* gen, uint64_t id, kb_id_parts* out);
+KB_EXPORT kb_status kb_invocation_begin(kb_generator* gen);
+/* Releases a leased worker id (compare-and-delete) and frees the handle. */
+KB_EXPORT kb_status kb_close(kb_generator* gen);
+KB_EXPORT const char* kb_strerror(int status);
+KB_EXPORT const char* kb_last_error(void);
+KB_EXPORT uint32_t kb_abi_version(void);
+
+#ifdef __cplusplus
+}  /* extern "C" */
+#endif
+
+#endif /* KATSUBUSHI_H_ */

@@ -1,0 +1,91 @@
+// EmbeddedGenerator: the generator for programs that embed katsubushi instead
+// of calling a server — a static worker id, or one leased through Redis with
+// no background thread (SyncRedisLease), safe inside AWS Lambda.
+//
+//   auto gen = katsubushi::EmbeddedGenerator::Open(options);   // no network I/O
+//   if (!gen.ok()) ...;
+//   (*gen)->InvocationBegin();            // at the top of each Lambda event
+//   katsubushi::Result<uint64_t> id = (*gen)->Next();
+//
+// Errors are values (Status / Result), never exceptions. A process that
+// forks gets an error from the child's copy (kForked) instead of sharing the
+// parent's worker id; the child must Open() its own.
+//
+// Thread safety: every method may be called concurrently, except Close()
+// and destruction.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "katsubushi/generator.h"
+#include "katsubushi/id_layout.h"
+#include "katsubushi/lease/lease_log.h"
+#include "katsubushi/status.h"
+
+namespace katsubushi {
+
+inline constexpr Status kForked{StatusCode::kFailedPrecondition,
+                                "the process forked: this generator belongs to the parent"};
+inline constexpr Status kGeneratorClosed{StatusCode::kFailedPrecondition, "the generator is closed"};
+inline constexpr Status kBadEmbeddedOptions{StatusCode::kInvalidArgument,
+                                            "give a worker id or a Redis URL, not both"};
+
+struct EmbeddedOptions {
+  bool js_safe_id = false;
+  // A static worker id (1..1023, or 1..63 with js_safe_id), or 0 to lease one.
+  uint32_t worker_id = 0;
+  // With worker_id 0: redis://... or rediscluster://... as the server's -redis.
+  std::string redis_url;
+  uint32_t min_worker_id = 0;  // 0: 1
+  uint32_t max_worker_id = 0;  // 0: the layout's largest
+  std::chrono::milliseconds lease_ttl{60'000};
+  // A lease is re-validated before the first ID after this much idle time
+  // (a frozen Lambda environment being thawed).
+  std::chrono::milliseconds revalidate_after_idle{100};
+  std::chrono::milliseconds max_clock_rollback = GeneratorOptions::kDefaultMaxClockRollback;
+  lease::LogFunction log;
+};
+
+class EmbeddedGenerator {
+ public:
+  static Result<std::unique_ptr<EmbeddedGenerator>> Open(const EmbeddedOptions& options);
+  ~EmbeddedGenerator();
+  EmbeddedGenerator(const EmbeddedGenerator&) = delete;
+  EmbeddedGenerator& operator=(const EmbeddedGenerator&) = delete;
+
+  Result<uint64_t> Next();
+  Status NextN(std::span<uint64_t> out);
+  IdParts Decode(uint64_t id) const { return generator_->layout().Decode(id); }
+
+  // The start of a Lambda invocation: confirms a held lease now (one round
+  // trip to Redis), so the event's first ID is issued under a lease known to
+  // be ours. Without a lease yet, nothing (it is acquired at the first ID).
+  Status InvocationBegin();
+
+  // The worker id IDs are issued under; an error while none is held.
+  Result<uint32_t> WorkerId() const;
+
+  // Stops issuing and gives a leased id back (compare-and-delete).
+  Status Close();
+
+  // The core generator (for the HTTP router of the server's Lambda mode).
+  Generator& generator() { return *generator_; }
+  bool leased() const;
+
+ private:
+  class Lease;
+  EmbeddedGenerator() = default;
+  bool forked() const;
+
+  std::unique_ptr<Lease> lease_;  // declared first: the generator points to it
+  std::unique_ptr<Generator> generator_;
+  uint64_t fork_generation_ = 0;
+  std::atomic<bool> closed_{false};
+};
+
+}  // namespace katsubushi

@@ -1,0 +1,97 @@
+// SyncRedisLease: a worker id lease kept from the issue path, with no thread
+// of its own, for programs that embed the generator — above all AWS Lambda,
+// where a process is frozen between events and background threads do not run.
+//
+//   * nothing happens at construction; the lease is acquired at the first ID;
+//   * the generator's deadline is the renewal point (a third of the TTL after
+//     the last confirmation), so the ID that crosses it renews synchronously
+//     (one compare-and-set round trip) before it is issued;
+//   * Revalidate() confirms the lease the same way (one round trip): call it
+//     at the start of each invocation; the generator also asks after an idle
+//     gap (revalidate_after_idle), so a thawed process re-validates first;
+//   * a lease found lost is never touched again; a new id is acquired with a
+//     new uuid, at once, in the same call;
+//   * when the lease cannot be confirmed the call fails: no ID rather than a
+//     possible duplicate.
+//
+// Same keys, values, scripts and watermark as RedisLeaseKeeper, so embedded
+// users, servers and Go instances share one namespace.
+//
+// Thread safety: Refresh() may be called from many threads (serialized by a
+// mutex); Release() once, when no other call is running.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <random>
+#include <set>
+#include <string>
+
+#include "katsubushi/clock.h"
+#include "katsubushi/generator.h"
+#include "katsubushi/lease/lease_log.h"
+#include "katsubushi/lease/raus_protocol.h"
+#include "katsubushi/lease/redis_client.h"
+#include "katsubushi/lease/redis_url.h"
+
+namespace katsubushi::lease {
+
+inline constexpr Status kRedisUnavailable{StatusCode::kUnavailable,
+                                          "cannot reach Redis to confirm the worker id lease"};
+inline constexpr Status kNoFreeWorkerId{StatusCode::kUnavailable,
+                                        "no free worker id in the configured range"};
+
+struct SyncLeaseOptions {
+  static constexpr std::chrono::milliseconds kDefaultTtl{60'000};
+
+  RedisUrl url;
+  uint32_t min_worker_id = 1;
+  uint32_t max_worker_id = 1023;
+  std::chrono::milliseconds ttl = kDefaultTtl;
+  // Listening to the broadcast before the first acquisition. 0 by default: a
+  // cold start should not wait 3 s, and SET NX alone already never takes a
+  // held id (the broadcast only saves round trips).
+  std::chrono::milliseconds discovery{0};
+  RedisTimeouts timeouts{std::chrono::milliseconds(1000), std::chrono::milliseconds(1000)};
+  std::chrono::milliseconds max_watermark_wait{1000};
+  LogFunction log;
+};
+
+class SyncRedisLease final : public LeaseRefresher {
+ public:
+  SyncRedisLease(Clock& clock, SyncLeaseOptions options);
+
+  Status Refresh(Generator& generator, Reason reason) override;
+
+  // Confirms a held lease now (one round trip); acquires none.
+  Status Revalidate(Generator& generator);
+
+  // Gives the id back (compare-and-delete, recording the watermark).
+  Status Release(Generator& generator);
+
+  // Forget the connection without a word to Redis: for a forked child, whose
+  // socket and lease belong to its parent.
+  void Abandon();
+
+  bool held() const;
+
+ private:
+  Status AcquireLocked(Generator& generator);
+  Status RenewLocked(Generator& generator);
+  void Log(LogLevel level, const std::string& message) const;
+
+  Clock& clock_;
+  const SyncLeaseOptions options_;
+  RedisClient client_;
+  std::mt19937_64 rng_;
+
+  mutable std::mutex mu_;
+  bool held_ = false;
+  uint32_t worker_id_ = 0;
+  std::string uuid_;
+  int64_t confirmed_at_micros_ = 0;
+  bool abandoned_ = false;
+};
+
+}  // namespace katsubushi::lease

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the build tree into a temporary prefix, then builds and runs the
+# consumer project against it with CMake, and a C program with pkg-config.
+#   run.sh <build dir>
+set -euo pipefail
+build_dir=$1
+here=$(cd "$(dirname "$0")" && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+prefix=$work/prefix
+
+cmake --install "$build_dir" --prefix "$prefix" >/dev/null
+cmake -S "$here" -B "$work/build" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+cmake --build "$work/build" >/dev/null
+export LD_LIBRARY_PATH=$prefix/lib
+"$work/build/consumer_core"
+"$work/build/consumer_shared"
+"$work/build/consumer_embedded"
+"$work/build/consumer_c"
+ldd "$work/build/consumer_shared" | grep -q "$prefix/lib/libkatsubushi_core.so"
+
+export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
+cc -o "$work/pkgconfig_c" "$here/consumer_c.c" $(pkg-config --cflags --libs katsubushi)
+"$work/pkgconfig_c"
+c++ -o "$work/pkgconfig_core" "$here/consumer_core.cc" $(pkg-config --cflags --libs katsubushi-core)
+"$work/pkgconfig_core"
+echo "consumer: all ok"

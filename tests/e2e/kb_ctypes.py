@@ -1,0 +1,99 @@
+"""The C ABI (libkatsubushi.so) through ctypes, as a Python program would use it.
+
+Run as a script it is a library user for the tests: it opens a generator and
+prints "<wall ms> ok <id>" or "<wall ms> err <status>" for each call until
+killed or its duration ends.
+"""
+
+import ctypes
+import sys
+import time
+
+KB_OK, KB_INVALID_ARGUMENT, KB_UNAVAILABLE, KB_OUT_OF_RANGE, KB_FORKED = 0, 1, 2, 3, 4
+
+
+class KbConfig(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("worker_id", ctypes.c_uint32),
+        ("redis_url", ctypes.c_char_p),
+        ("min_worker_id", ctypes.c_uint32),
+        ("max_worker_id", ctypes.c_uint32),
+        ("lease_ttl_ms", ctypes.c_uint32),
+        ("js_safe_id", ctypes.c_int),
+    ]
+
+
+class KbIdParts(ctypes.Structure):
+    _fields_ = [("unix_millis", ctypes.c_int64), ("worker_id", ctypes.c_uint32),
+                ("sequence", ctypes.c_uint32)]
+
+
+def load(path):
+    lib = ctypes.CDLL(path)
+    lib.kb_config_init.argtypes = [ctypes.POINTER(KbConfig)]
+    lib.kb_open.argtypes = [ctypes.POINTER(KbConfig), ctypes.POINTER(ctypes.c_void_p)]
+    lib.kb_next_id.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64)]
+    lib.kb_next_ids.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64), ctypes.c_size_t]
+    lib.kb_worker_id.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32)]
+    lib.kb_decode.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.POINTER(KbIdParts)]
+    lib.kb_invocation_begin.argtypes = [ctypes.c_void_p]
+    lib.kb_close.argtypes = [ctypes.c_void_p]
+    lib.kb_strerror.restype = ctypes.c_char_p
+    lib.kb_last_error.restype = ctypes.c_char_p
+    lib.kb_abi_version.restype = ctypes.c_uint32
+    return lib
+
+
+class Generator:
+    def __init__(self, lib, worker_id=0, redis_url=None, min_id=0, max_id=0, ttl_ms=0):
+        self.lib = lib
+        config = KbConfig()
+        lib.kb_config_init(ctypes.byref(config))
+        config.worker_id = worker_id
+        config.redis_url = redis_url.encode() if redis_url else None
+        config.min_worker_id, config.max_worker_id, config.lease_ttl_ms = min_id, max_id, ttl_ms
+        self.handle = ctypes.c_void_p()
+        status = lib.kb_open(ctypes.byref(config), ctypes.byref(self.handle))
+        if status != KB_OK:
+            raise RuntimeError(f"kb_open: {status} {lib.kb_last_error().decode()}")
+
+    def next_id(self):
+        out = ctypes.c_uint64()
+        status = self.lib.kb_next_id(self.handle, ctypes.byref(out))
+        return status, out.value
+
+    def next_ids(self, n):
+        out = (ctypes.c_uint64 * n)()
+        status = self.lib.kb_next_ids(self.handle, out, n)
+        return status, list(out)
+
+    def worker_id(self):
+        out = ctypes.c_uint32()
+        status = self.lib.kb_worker_id(self.handle, ctypes.byref(out))
+        return status, out.value
+
+    def invocation_begin(self):
+        return self.lib.kb_invocation_begin(self.handle)
+
+    def close(self):
+        status = self.lib.kb_close(self.handle)
+        self.handle = None
+        return status
+
+
+def main():
+    lib_path, redis_url, min_id, max_id, ttl_ms, duration = sys.argv[1:7]
+    gen = Generator(load(lib_path), redis_url=redis_url, min_id=int(min_id), max_id=int(max_id),
+                    ttl_ms=int(ttl_ms))
+    end = time.monotonic() + float(duration)
+    while time.monotonic() < end:
+        status, id_ = gen.next_id()
+        now = time.time() * 1000
+        print(f"{now:.3f} ok {id_}" if status == KB_OK else f"{now:.3f} err {status}", flush=True)
+        time.sleep(0.002)
+    print(f"close {gen.close()}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""libkatsubushi.so through Python ctypes, with a real redis-server: a lease
+acquired lazily, confirmed at each invocation, given back at close, and a
+library user frozen past its lease that never issues a duplicate."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import kb_ctypes
+from conftest import ms_of, worker_of
+from test_redis_lease import NS, RausParticipant, RedisServer, wait_for
+
+
+@pytest.fixture(scope="module")
+def lib():
+    path = os.environ.get("KATSUBUSHI_LIB")
+    if not path:
+        pytest.fail("KATSUBUSHI_LIB must name libkatsubushi.so")
+    return kb_ctypes.load(path)
+
+
+@pytest.fixture
+def rds():
+    r = RedisServer()
+    yield r
+    r.proc.send_signal(signal.SIGCONT)
+    r.stop(signal.SIGKILL)
+
+
+def test_static_worker_id_and_decode(lib):
+    assert lib.kb_abi_version() == 1
+    gen = kb_ctypes.Generator(lib, worker_id=33)
+    status, ids = gen.next_ids(1000)
+    assert status == kb_ctypes.KB_OK
+    assert ids == sorted(ids) and len(set(ids)) == 1000
+    parts = kb_ctypes.KbIdParts()
+    assert lib.kb_decode(gen.handle, ids[0], parts) == kb_ctypes.KB_OK
+    assert parts.worker_id == 33 and parts.unix_millis == ms_of(ids[0])
+    assert gen.next_ids(5000)[0] == kb_ctypes.KB_INVALID_ARGUMENT
+    assert gen.close() == kb_ctypes.KB_OK
+
+
+def test_lease_is_lazy_confirmed_per_invocation_and_released(lib, rds):
+    gen = kb_ctypes.Generator(lib, redis_url=rds.url(), min_id=20, max_id=30)
+    # kb_open did no network I/O: nothing in Redis, no worker id yet.
+    assert rds.client.keys(f"{NS}:*") == []
+    assert gen.worker_id()[0] == kb_ctypes.KB_UNAVAILABLE
+    status, first = gen.next_id()
+    assert status == kb_ctypes.KB_OK
+    worker = worker_of(first)
+    assert 20 <= worker <= 30
+    key = f"{NS}:id:{worker}"
+    assert rds.client.exists(key) == 1
+    assert 0 < rds.client.pttl(key) <= 60_000  # the Lambda default TTL
+
+    # An invocation re-confirms (the compare-and-set extends the key).
+    rds.client.pexpire(key, 5_000)
+    assert gen.invocation_begin() == kb_ctypes.KB_OK
+    assert rds.client.pttl(key) > 50_000
+    # A stolen key is noticed at the next invocation: a new id, never the old.
+    rds.client.set(key, "someone-else")
+    assert gen.invocation_begin() == kb_ctypes.KB_OK
+    status, moved = gen.next_id()
+    assert status == kb_ctypes.KB_OK and worker_of(moved) != worker
+    assert rds.client.get(key) == "someone-else"
+
+    new_key = f"{NS}:id:{worker_of(moved)}"
+    assert gen.close() == kb_ctypes.KB_OK
+    assert rds.client.exists(new_key) == 0  # compare-and-delete on close
+    assert int(rds.client.get("{%s:id:%d}:watermark" % (NS, worker_of(moved)))) >= ms_of(moved)
+
+
+def test_redis_unreachable_refuses_rather_than_guesses(lib, rds):
+    gen = kb_ctypes.Generator(lib, redis_url=rds.url(), min_id=1, max_id=3)
+    assert gen.next_id()[0] == kb_ctypes.KB_OK
+    rds.stop(signal.SIGKILL)
+    assert gen.invocation_begin() == kb_ctypes.KB_UNAVAILABLE
+    assert gen.next_id()[0] == kb_ctypes.KB_UNAVAILABLE
+    assert b"Redis" in lib.kb_last_error()
+
+
+def run_user(lib_path, rds, min_id, max_id, ttl_ms, duration):
+    return subprocess.Popen(
+        [sys.executable, os.path.join(os.path.dirname(__file__), "kb_ctypes.py"), lib_path,
+         rds.url(), str(min_id), str(max_id), str(ttl_ms), str(duration)],
+        stdout=subprocess.PIPE, text=True)
+
+
+def parse(output):
+    issued, errors = [], []
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1] == "ok":
+            issued.append((float(parts[0]), int(parts[2])))
+        elif len(parts) == 3 and parts[1] == "err":
+            errors.append((float(parts[0]), int(parts[2])))
+    return issued, errors
+
+
+def test_frozen_user_past_its_lease_never_duplicates(lib, rds):
+    lib_path = os.environ["KATSUBUSHI_LIB"]
+    go = RausParticipant(rds.client, [6])  # id 6 is a Go instance's
+    try:
+        first = run_user(lib_path, rds, 5, 6, 3000, 12)
+        assert wait_for(lambda: rds.client.exists(f"{NS}:id:5") == 1, 5)
+        time.sleep(0.3)
+        first.send_signal(signal.SIGSTOP)  # a Lambda environment frozen between events
+        frozen_at = time.time() * 1000
+        # Once Redis frees id 5, another library user takes it.
+        assert wait_for(lambda: rds.client.exists(f"{NS}:id:5") == 0, 5)
+        second = run_user(lib_path, rds, 5, 6, 3000, 3)
+        assert wait_for(lambda: rds.client.exists(f"{NS}:id:5") == 1, 5)
+        time.sleep(0.5)
+        first.send_signal(signal.SIGCONT)
+        thawed_at = time.time() * 1000
+        second_out, _ = second.communicate(timeout=30)
+        second_closed_at = time.time() * 1000
+        first_out, _ = first.communicate(timeout=30)
+    finally:
+        first.kill()
+        go.stop()
+
+    first_ids, first_errors = parse(first_out)
+    second_ids, _ = parse(second_out)
+    assert first_ids and second_ids
+    assert all(worker_of(i) == 5 for _, i in second_ids)
+    # Thawed while the other user held id 5 (and a Go instance id 6): the
+    # first call re-validated, found the lease lost and no id free, and
+    # refused. Nothing was issued while the other held the id.
+    assert not [i for t, i in first_ids if thawed_at < t < second_closed_at - 100]
+    assert any(code == kb_ctypes.KB_UNAVAILABLE for t, code in first_errors if t > thawed_at)
+    # Once the other released id 5, the first may take it again, with a new
+    # lease and above the other's watermark.
+    later = [i for t, i in first_ids if t > thawed_at]
+    assert all(ms_of(i) > max(ms_of(j) for _, j in second_ids) for i in later)
+    everything = [i for _, i in first_ids + second_ids]
+    assert len(everything) == len(set(everything)), "an ID was issued twice"

@@ -1,16 +1,31 @@
 // katsubushi: the ID server. main() only turns argv and the environment into a
-// Config (or an exit code) and hands over to RunServer().
+// Config (or an exit code) and hands over to RunServer(), or to RunLambda()
+// inside AWS Lambda.
 #include <cstdio>
+#include <cstdlib>
 #include <string_view>
 #include <vector>
 
 #include "katsubushi/config.h"
 #include "katsubushi/version.h"
+#include "run_lambda.h"
 #include "run_server.h"
 
 int main(int argc, char** argv) {
   const std::vector<std::string_view> args(argv + 1, argv + argc);
   const katsubushi::ConfigResult parsed = katsubushi::ParseConfig(args, katsubushi::ProcessEnv());
+  // In AWS Lambda (a custom runtime's bootstrap) the same binary serves its
+  // HTTP routes from the Runtime API instead of listening.
+  const char* runtime_api = std::getenv("AWS_LAMBDA_RUNTIME_API");
+  if (runtime_api != nullptr && *runtime_api != '\0' && !parsed.help &&
+      !parsed.config.show_version) {
+    if (!parsed.ok()) {
+      katsubushi::ReportLambdaInitError(runtime_api, parsed.error);
+      std::fprintf(stderr, "katsubushi: %s\n", parsed.error.c_str());
+      return parsed.exit_code;
+    }
+    return katsubushi::RunLambda(parsed.config, runtime_api);
+  }
   for (const std::string& warning : parsed.warnings) {
     std::fprintf(stderr, "katsubushi: warning: %s\n", warning.c_str());
   }

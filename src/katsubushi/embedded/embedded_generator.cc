@@ -131,6 +131,11 @@ Status EmbeddedGenerator::InvocationBegin() {
   return lease_->redis()->Revalidate(*generator_);
 }
 
+Status EmbeddedGenerator::EnsureWorkerId() {
+  if (!generator_->suspended()) return Status::Ok();
+  return lease_->Refresh(*generator_, LeaseRefresher::Reason::kSuspended);
+}
+
 Result<uint32_t> EmbeddedGenerator::WorkerId() const {
   if (forked()) return kForked;
   if (generator_->suspended()) return kNoWorkerId;

@@ -67,6 +67,10 @@ class EmbeddedGenerator {
   // be ours. Without a lease yet, nothing (it is acquired at the first ID).
   Status InvocationBegin();
 
+  // Acquires a worker id now if none is held (for a health check that should
+  // not wait for the first ID); the reason when none can be had.
+  Status EnsureWorkerId();
+
   // The worker id IDs are issued under; an error while none is held.
   Result<uint32_t> WorkerId() const;
 

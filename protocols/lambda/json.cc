@@ -73,7 +73,7 @@ class Parser {
       ++pos_;
       JsonValue value;
       if (!Value(&value, depth + 1)) return false;
-      out->members.emplace_back(std::move(key), std::move(value));
+      out->members.push_back(JsonMember{std::move(key), std::move(value)});
       SkipSpace();
       if (pos_ < in_.size() && in_[pos_] == ',') {
         ++pos_;

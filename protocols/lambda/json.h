@@ -18,13 +18,15 @@ namespace katsubushi::lambda {
 // Deeper nesting than this is refused (recursion is bounded by it).
 inline constexpr int kMaxJsonDepth = 64;
 
+struct JsonMember;
+
 struct JsonValue {
   enum class Type { kNull, kBool, kNumber, kString, kArray, kObject };
   Type type = Type::kNull;
   bool boolean = false;
   std::string text;  // a string's decoded value, or a number's literal text
   std::vector<JsonValue> items;
-  std::vector<std::pair<std::string, JsonValue>> members;  // in document order
+  std::vector<JsonMember> members;  // in document order
 
   bool is_null() const { return type == Type::kNull; }
   bool is_string() const { return type == Type::kString; }
@@ -34,6 +36,11 @@ struct JsonValue {
   const JsonValue* Find(std::string_view key) const;
   // Find(key)'s string, or `fallback` when it is absent or not a string.
   std::string_view StringOr(std::string_view key, std::string_view fallback) const;
+};
+
+struct JsonMember {
+  std::string name;
+  JsonValue value;
 };
 
 // Parses a whole document. nullopt on any error, with `*error` saying where.

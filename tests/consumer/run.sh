@@ -2,6 +2,8 @@
 # Installs the build tree into a temporary prefix, then builds and runs the
 # consumer project against it with CMake, and a C program with pkg-config.
 #   run.sh <build dir>
+# SANITIZER_FLAGS (e.g. -fsanitize=address,undefined): for a sanitizer build,
+# whose installed static libraries need the same runtime in the consumer.
 set -euo pipefail
 build_dir=$1
 here=$(cd "$(dirname "$0")" && pwd)
@@ -10,7 +12,9 @@ trap 'rm -rf "$work"' EXIT
 prefix=$work/prefix
 
 cmake --install "$build_dir" --prefix "$prefix" >/dev/null
-cmake -S "$here" -B "$work/build" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+flags=${SANITIZER_FLAGS:-}
+cmake -S "$here" -B "$work/build" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" \
+  -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="$flags" >/dev/null
 cmake --build "$work/build" >/dev/null
 export LD_LIBRARY_PATH=$prefix/lib
 "$work/build/consumer_core"
@@ -20,8 +24,8 @@ export LD_LIBRARY_PATH=$prefix/lib
 ldd "$work/build/consumer_shared" | grep -q "$prefix/lib/libkatsubushi_core.so"
 
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
-cc -o "$work/pkgconfig_c" "$here/consumer_c.c" $(pkg-config --cflags --libs katsubushi)
+cc $flags -o "$work/pkgconfig_c" "$here/consumer_c.c" $(pkg-config --cflags --libs katsubushi)
 "$work/pkgconfig_c"
-c++ -o "$work/pkgconfig_core" "$here/consumer_core.cc" $(pkg-config --cflags --libs katsubushi-core)
+c++ $flags -o "$work/pkgconfig_core" "$here/consumer_core.cc" $(pkg-config --cflags --libs katsubushi-core)
 "$work/pkgconfig_core"
 echo "consumer: all ok"

@@ -27,10 +27,12 @@ SHORT_EXPIRY = "3s"  # -lease-expiry for the fault tests: deadline 1.968 s after
 class RedisServer:
     def __init__(self, port=None):
         self.port = port or free_port()
+        # Never a sanitizer runtime preloaded for the library under test.
+        env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         self.client = redis.Redis(port=self.port, decode_responses=True, socket_timeout=5)
         deadline = time.monotonic() + 10
         while True:

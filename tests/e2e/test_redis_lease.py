@@ -17,6 +17,7 @@ import uuid
 
 import pytest
 import redis
+import redis.cluster
 
 from conftest import free_port, ms_of, worker_of
 
@@ -305,6 +306,8 @@ def test_key_expiring_while_redis_is_paused_stops_issuing_before_redis_could_fre
     assert max(ms_of(i) for i in issued) < earliest_free_ms, "issued after Redis could free the key"
     refused_from = min(t for t, i in during if i is None and t > paused_at)
     assert refused_from - paused_at < 2500, "kept issuing too long without Redis"
+    print(f"\nRedis paused: refused {refused_from - paused_at:.0f} ms later; last ID "
+          f"{earliest_free_ms - max(ms_of(i) for i in issued):.0f} ms before Redis could free the key")
     assert s.request("/healthz")[0] == 503
 
     rds.proc.send_signal(signal.SIGCONT)
@@ -325,7 +328,10 @@ def test_stolen_lease_stops_issuing_within_two_seconds_then_recovers(rds, server
     stolen_at = time.time() * 1000
     rds.client.set(f"{NS}:id:{worker}", "thief-" + str(uuid.uuid4()), ex=600)
     assert wait_for(lambda: s.request("/healthz")[0] == 503, 2.0), "still healthy 2 s after the steal"
+    detected_ms = time.time() * 1000 - stolen_at
     s.wait_healthy(timeout=20)
+    print(f"\nstolen lease: /healthz 503 within {detected_ms:.0f} ms, serving again "
+          f"{time.time() * 1000 - stolen_at:.0f} ms after the steal")
     results = collector.stop()
     old = [(t, i) for t, i in results if i is not None and worker_of(i) == worker]
     assert old and max(ms_of(i) for _, i in old) < stolen_at + 2000
@@ -494,3 +500,77 @@ def test_docker_compose_commands_run_as_written(katsubushi_bin, rds, tmp_path):
     finally:
         for s in running:
             s.stop()
+
+
+def _cluster_port():
+    """A free port whose cluster bus port (+10000) is free too and exists."""
+    import random
+    import socket
+    for _ in range(100):
+        port = random.randrange(20000, 30000)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10000))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+def _pings(port):
+    try:
+        return redis.Redis(port=port).ping()
+    except redis.ConnectionError:
+        return False
+
+
+def test_redis_cluster_leases_follow_moved_redirects(katsubushi_bin, servers, tmp_path):
+    """rediscluster://: three real cluster nodes; lock keys of different ids
+    live on different nodes, so acquisition, renewal and release must follow
+    MOVED redirects from the seed node."""
+    ports = [_cluster_port() for _ in range(3)]
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    nodes = [subprocess.Popen(
+        ["redis-server", "--port", str(p), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+         "--cluster-config-file", str(tmp_path / f"nodes-{p}.conf"), "--save", "", "--appendonly", "no",
+         "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        for p in ports]
+    try:
+        for p in ports:
+            assert wait_for(lambda p=p: _pings(p), 10)
+        subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports],
+                        "--cluster-replicas", "0", "--cluster-yes"], check=True, timeout=60,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        def cluster_ok(port):
+            info = subprocess.run(["redis-cli", "-p", str(port), "cluster", "info"], capture_output=True,
+                                  text=True, timeout=5, env=env).stdout
+            return "cluster_state:ok" in info
+        assert wait_for(lambda: all(cluster_ok(p) for p in ports), 20, interval=0.2)
+        cluster = redis.cluster.RedisCluster(host="127.0.0.1", port=ports[0], decode_responses=True)
+        url = f"rediscluster://127.0.0.1:{ports[0]}?ns={NS}"
+        # Two consecutive ids whose keys live on other nodes than the seed,
+        # so that every lease command has to follow a MOVED redirect.
+        def off_seed(i):
+            return cluster.get_node_from_key(f"{NS}:id:{i}").port != ports[0]
+        low = next(i for i in range(1, 1000) if off_seed(i) and off_seed(i + 1))
+        a = servers(url, min_id=low, max_id=low + 1)
+        b = servers(url, min_id=low, max_id=low + 1)
+        a.wait_healthy()
+        b.wait_healthy()
+        wa, wb = a.worker_id(), b.worker_id()
+        assert {wa, wb} == {low, low + 1}
+        slots = {cluster.keyslot(f"{NS}:id:{w}") for w in (wa, wb)}
+        owners = {cluster.get_node_from_key(f"{NS}:id:{w}").port for w in (wa, wb)}
+        print(f"\ncluster: ids {wa}, {wb} in slots {sorted(slots)} on nodes {sorted(owners)}")
+        # Renewals reach the owning node: the keys stay alive past a renewal.
+        key = f"{NS}:id:{wa}"
+        cluster.pexpire(key, 3000)
+        assert wait_for(lambda: cluster.pttl(key) > 500_000, 3)
+        assert a.stop() == 0
+        assert cluster.exists(key) == 0  # released on its node
+        assert cluster.exists(f"{NS}:id:{wb}") == 1
+    finally:
+        for n in nodes:
+            n.kill()
+            n.wait()

@@ -48,6 +48,10 @@ inline constexpr size_t kMaxLineLength = 64 * 1024;
 inline constexpr size_t kMaxKeysPerGet = 1000;
 // memcached's key length limit.
 inline constexpr size_t kMaxKeyLength = 250;
+// Meta: flags after an mg key. mg has fewer than 20 distinct flags; memcached
+// refuses long flag lists too. Below the tokenizer's cap, so no flag is ever
+// silently dropped.
+inline constexpr size_t kMaxMetaFlags = 24;
 // Binary: the largest body a request header may announce. Our requests carry at
 // most a key; anything above is refused before a byte of it is buffered.
 inline constexpr size_t kMaxBinaryBody = 1024 * 1024;
@@ -57,6 +61,7 @@ inline constexpr size_t kBinaryHeaderSize = 24;
 inline constexpr size_t kMaxPendingBytes = kBinaryHeaderSize + kMaxBinaryBody;
 static_assert(kMaxLineLength < kMaxPendingBytes);
 static_assert(kMaxKeysPerGet <= Generator::kMaxIdsPerCall);
+static_assert(kMaxMetaFlags < kMaxKeysPerGet);
 
 // Chooses the protocol from the connection's first byte, as memcached does:
 // 0x80 is the binary request magic, anything else is text.

@@ -211,6 +211,10 @@ void TextSession::HandleMetaGet(std::string* out) {
     out->append("CLIENT_ERROR key too long\r\n");
     return;
   }
+  if (tokens_.size() - 2 > kMaxMetaFlags) {
+    out->append("CLIENT_ERROR too many flags\r\n");
+    return;
+  }
   bool value = false;
   for (size_t i = 2; i < tokens_.size(); ++i) {
     const char flag = tokens_[i][0];

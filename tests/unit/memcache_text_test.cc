@@ -151,6 +151,21 @@ TEST(MemcacheTextTest, MetaGet) {
                        "CLIENT_ERROR invalid flag\r\n");
 }
 
+// A flag list over kMaxMetaFlags is refused whole: before the limit, flags
+// past the tokenizer's cap (1001 tokens) were dropped without a word, so
+// `mg a <1000 v> k` answered without the key it asked for.
+TEST(MemcacheTextTest, MetaGetRefusesTooManyFlags) {
+  std::string at_limit = "mg a";
+  for (size_t i = 0; i < kMaxMetaFlags - 1; ++i) at_limit += " v";
+  at_limit += " k\r\n";
+  std::string over = "mg a";
+  for (int i = 0; i < 1000; ++i) over += " v";
+  over += " k\r\n";
+  Service service;
+  const auto t = Feed(service, {at_limit, over});
+  EXPECT_EQ(t.out, "VA 19 ka\r\n" + Service::Id(0) + "\r\nCLIENT_ERROR too many flags\r\n");
+}
+
 TEST(MemcacheTextTest, MetaGetQuietStillAnswersHits) {
   const auto t = ExpectSameForEverySplit("mg a v q\r\nmn\r\n");
   EXPECT_EQ(t.out, "VA 19\r\n" + Service::Id(0) + "\r\nMN\r\n");

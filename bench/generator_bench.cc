@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "katsubushi/clock.h"
-#include "katsubushi/generator.h"
+#include "katsubushi/generator_core.h"
 
 namespace katsubushi {
 namespace {
@@ -43,10 +43,10 @@ class FastClock final : public Clock {
                                 .count();
 };
 
-std::unique_ptr<Generator> MakeGenerator(Clock& clock) {
+std::unique_ptr<GeneratorCore> MakeGenerator(Clock& clock) {
   GeneratorOptions options;
   options.worker_id = 1;
-  return std::move(Generator::Create(clock, options)).value();
+  return std::move(GeneratorCore::Create(clock, options)).value();
 }
 
 void BM_ClockRead_System(benchmark::State& state) {
@@ -63,9 +63,9 @@ BENCHMARK(BM_ClockRead_Fast);
 
 void BM_NextNoWait(benchmark::State& state) {
   static FastClock clock;
-  static std::unique_ptr<Generator> gen;
+  static std::unique_ptr<GeneratorCore> gen;
   if (state.thread_index() == 0) gen = MakeGenerator(clock);
-  // Generator creation happens before any thread enters the loop: Google
+  // GeneratorCore creation happens before any thread enters the loop: Google
   // Benchmark starts timing only once every thread reaches it.
   for (auto _ : state) {
     Result<uint64_t> id = gen->Next();
@@ -76,7 +76,7 @@ void BM_NextNoWait(benchmark::State& state) {
 BENCHMARK(BM_NextNoWait)->Threads(1)->Threads(2)->UseRealTime();
 
 void BM_NextRealClock(benchmark::State& state) {
-  static std::unique_ptr<Generator> gen;
+  static std::unique_ptr<GeneratorCore> gen;
   if (state.thread_index() == 0) gen = MakeGenerator(SystemClock::Instance());
   for (auto _ : state) {
     Result<uint64_t> id = gen->Next();
@@ -90,7 +90,7 @@ void BM_NextRealClock(benchmark::State& state) {
 BENCHMARK(BM_NextRealClock)->Threads(1)->Threads(2)->UseRealTime()->MinTime(2.0);
 
 void BM_NextNRealClock(benchmark::State& state) {
-  static std::unique_ptr<Generator> gen;
+  static std::unique_ptr<GeneratorCore> gen;
   if (state.thread_index() == 0) gen = MakeGenerator(SystemClock::Instance());
   std::vector<uint64_t> ids(static_cast<size_t>(state.range(0)));
   for (auto _ : state) {

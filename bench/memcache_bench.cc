@@ -7,7 +7,7 @@
 #include <string>
 
 #include "katsubushi/clock.h"
-#include "katsubushi/generator.h"
+#include "katsubushi/generator_core.h"
 #include "katsubushi/stats.h"
 #include "memcache/session.h"
 
@@ -35,7 +35,7 @@ void Run(benchmark::State& state, const std::string& request, uint64_t ids_per_r
   FastClock clock;
   GeneratorOptions options;
   options.worker_id = 1;
-  auto generator = std::move(Generator::Create(clock, options)).value();
+  auto generator = std::move(GeneratorCore::Create(clock, options)).value();
   Stats stats;
   const ServiceContext context{*generator, stats, "0.0.0"};
   auto session = NewSession(static_cast<uint8_t>(request[0]), context);

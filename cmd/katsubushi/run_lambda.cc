@@ -4,7 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "http/router.h"
-#include "katsubushi/embedded/embedded_generator.h"
+#include "katsubushi/embedded/generator.h"
 #include "katsubushi/stats.h"
 #include "katsubushi/version.h"
 #include "lambda/event.h"
@@ -62,7 +62,7 @@ int RunLambda(const Config& config, const std::string& runtime_api) {
         "a static -worker-id is refused in Lambda mode: every environment of the function would "
         "issue IDs under it; lease one with -redis");
   }
-  EmbeddedOptions options;
+  GeneratorConfig options;
   options.js_safe_id = config.js_safe_id;
   options.redis_url = config.redis;
   options.min_worker_id = config.min_worker_id;
@@ -75,15 +75,15 @@ int RunLambda(const Config& config, const std::string& runtime_api) {
                                                      : spdlog::level::debug,
                 "{}", message);
   };
-  auto opened = EmbeddedGenerator::Open(options);
+  auto opened = Generator::Open(options);
   if (!opened.ok()) return fail_init(std::string(opened.status().message()));
-  EmbeddedGenerator& generator = *opened.value();
+  Generator& generator = *opened.value();
 
   Stats stats;
-  const http::HttpContext context{generator.generator(), stats, kVersion,
+  const http::HttpContext context{generator.core(), stats, kVersion,
                                   [&generator]() -> Status {
                                     if (Status s = generator.EnsureWorkerId(); !s.ok()) return s;
-                                    return generator.generator().CanIssue();
+                                    return generator.core().CanIssue();
                                   },
                                   {}, {}};
   lambda::RuntimeClient client(runtime_api);

@@ -8,7 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "katsubushi/clock.h"
-#include "katsubushi/generator.h"
+#include "katsubushi/generator_core.h"
 #include "katsubushi/lease/redis_lease_keeper.h"
 #include "katsubushi/lease/state_file_keeper.h"
 #include "katsubushi/stats.h"
@@ -97,12 +97,12 @@ int RunServer(const Config& config) {
   options.layout = config.js_safe_id ? IdLayout::JsSafe() : IdLayout::Default();
   options.worker_id = config.worker_id;
   options.start_suspended = leased || !config.state_file.empty();
-  auto created = Generator::Create(SystemClock::Instance(), options);
+  auto created = GeneratorCore::Create(SystemClock::Instance(), options);
   if (!created.ok()) {
     spdlog::error("{}", created.status().message());
     return 1;
   }
-  std::unique_ptr<Generator> generator = std::move(created).value();
+  std::unique_ptr<GeneratorCore> generator = std::move(created).value();
 
   WorkerIdSource source;
   if (leased) {

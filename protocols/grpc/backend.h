@@ -2,8 +2,9 @@
 //
 // Why the indirection: proto package `katsubushi` (fixed by go-katsubushi's
 // wire contract: methods are /katsubushi.Generator/Fetch ...) makes protoc
-// generate classes named katsubushi::Generator and katsubushi::Stats, the
-// names of our core classes. So no translation unit may see both: the
+// generate classes named katsubushi::Generator and katsubushi::Stats, and
+// katsubushi::Stats is also our core's statistics class (the embedding API
+// is katsubushi::Generator too). So no translation unit may see both: the
 // service code includes the generated headers and this file, and
 // core_backend.cc, which implements it, includes the core and not them.
 //

@@ -1,5 +1,5 @@
-// CoreBackend: the Backend of the gRPC services over the core's Generator and
-// Stats. Never include this next to the generated gRPC headers (backend.h
+// CoreBackend: the Backend of the gRPC services over the core's GeneratorCore
+// and Stats. Never include this next to the generated gRPC headers (backend.h
 // says why).
 #pragma once
 
@@ -7,7 +7,7 @@
 #include <string_view>
 
 #include "grpc/backend.h"
-#include "katsubushi/generator.h"
+#include "katsubushi/generator_core.h"
 #include "katsubushi/stats.h"
 
 namespace katsubushi::grpc_api {
@@ -15,8 +15,8 @@ namespace katsubushi::grpc_api {
 class CoreBackend final : public Backend {
  public:
   // `health` overrides the generator's own check when set (the Redis lease).
-  CoreBackend(katsubushi::Generator& generator, katsubushi::Stats& stats, std::string_view version,
-              std::function<Status()> health = {})
+  CoreBackend(katsubushi::GeneratorCore& generator, katsubushi::Stats& stats,
+              std::string_view version, std::function<Status()> health = {})
       : generator_(generator), stats_(stats), version_(version), health_(std::move(health)) {}
 
   Result<uint64_t> NextId() override;
@@ -25,7 +25,7 @@ class CoreBackend final : public Backend {
   Status Health() override;
 
  private:
-  katsubushi::Generator& generator_;
+  katsubushi::GeneratorCore& generator_;
   katsubushi::Stats& stats_;
   std::string version_;
   std::function<Status()> health_;

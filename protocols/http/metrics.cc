@@ -35,7 +35,7 @@ class Writer {
 
 }  // namespace
 
-std::string RenderMetrics(const StatsSnapshot& s, const Generator& generator,
+std::string RenderMetrics(const StatsSnapshot& s, const GeneratorCore& generator,
                           std::string_view version, bool healthy) {
   std::string out;
   out.reserve(4096);

@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "katsubushi/generator.h"
+#include "katsubushi/generator_core.h"
 #include "katsubushi/stats.h"
 
 namespace katsubushi::http {
@@ -11,7 +11,7 @@ namespace katsubushi::http {
 inline constexpr std::string_view kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
 
 // `healthy` is whether IDs can be issued now (katsubushi_up).
-std::string RenderMetrics(const StatsSnapshot& stats, const Generator& generator,
+std::string RenderMetrics(const StatsSnapshot& stats, const GeneratorCore& generator,
                           std::string_view version, bool healthy);
 
 }  // namespace katsubushi::http

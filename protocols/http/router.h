@@ -20,7 +20,7 @@
 #include <string>
 #include <string_view>
 
-#include "katsubushi/generator.h"
+#include "katsubushi/generator_core.h"
 #include "katsubushi/stats.h"
 
 namespace katsubushi::http {
@@ -33,7 +33,7 @@ using Response = beast_http::response<beast_http::string_body>;
 inline constexpr uint64_t kMaxIdsPerRequest = 1000;
 
 struct HttpContext {
-  Generator& generator;
+  GeneratorCore& generator;
   Stats& stats;
   std::string_view version;
   // Whether IDs can be issued now; the reason when not. Defaults to the

@@ -4,7 +4,7 @@
 //
 // Thread safety: a Session belongs to one connection and is called from one
 // thread (or strand) at a time. The ServiceContext is shared by all sessions
-// and must outlive them; Generator and Stats are thread-safe.
+// and must outlive them; GeneratorCore and Stats are thread-safe.
 #pragma once
 
 #include <cstddef>
@@ -13,13 +13,13 @@
 #include <string>
 #include <string_view>
 
-#include "katsubushi/generator.h"
+#include "katsubushi/generator_core.h"
 #include "katsubushi/stats.h"
 
 namespace katsubushi::memcache {
 
 struct ServiceContext {
-  Generator& generator;
+  GeneratorCore& generator;
   Stats& stats;
   std::string_view version;  // for `version`, binary VERSION and stats
 };
@@ -60,7 +60,7 @@ inline constexpr size_t kBinaryHeaderSize = 24;
 // The most unconsumed input a session ever leaves to its caller.
 inline constexpr size_t kMaxPendingBytes = kBinaryHeaderSize + kMaxBinaryBody;
 static_assert(kMaxLineLength < kMaxPendingBytes);
-static_assert(kMaxKeysPerGet <= Generator::kMaxIdsPerCall);
+static_assert(kMaxKeysPerGet <= GeneratorCore::kMaxIdsPerCall);
 static_assert(kMaxMetaFlags < kMaxKeysPerGet);
 
 // Chooses the protocol from the connection's first byte, as memcached does:

@@ -19,7 +19,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "katsubushi/generator.h"
+#include "katsubushi/generator_core.h"
 #include "katsubushi/status.h"
 
 namespace katsubushi {

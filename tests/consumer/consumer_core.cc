@@ -1,13 +1,13 @@
 // Uses the installed core: a static worker id, errors as values.
 #include <katsubushi/clock.h>
-#include <katsubushi/generator.h>
+#include <katsubushi/generator_core.h>
 
 #include <cstdio>
 
 int main() {
   katsubushi::GeneratorOptions options;
   options.worker_id = 42;
-  auto created = katsubushi::Generator::Create(katsubushi::SystemClock::Instance(), options);
+  auto created = katsubushi::GeneratorCore::Create(katsubushi::SystemClock::Instance(), options);
   if (!created.ok()) return 1;
   auto generator = std::move(created).value();
   uint64_t previous = 0;

@@ -17,11 +17,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   namespace http = boost::beast::http;
   static katsubushi::ManualClock clock(1795305600000LL * 1000);
   static katsubushi::Stats stats;
-  static std::unique_ptr<katsubushi::Generator> generator = [] {
+  static std::unique_ptr<katsubushi::GeneratorCore> generator = [] {
     clock.set_auto_advance(true);
     katsubushi::GeneratorOptions options;
     options.worker_id = 5;
-    return std::move(katsubushi::Generator::Create(clock, options)).value();
+    return std::move(katsubushi::GeneratorCore::Create(clock, options)).value();
   }();
   static const katsubushi::http::HttpContext context{*generator, stats, "1.0.0", {}, {}, {}};
 

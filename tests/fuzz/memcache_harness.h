@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "katsubushi/clock.h"
-#include "katsubushi/generator.h"
+#include "katsubushi/generator_core.h"
 #include "katsubushi/id_layout.h"
 #include "katsubushi/stats.h"
 #include "memcache/session.h"
@@ -36,7 +36,7 @@ inline Outcome Feed(std::string_view input, const std::vector<size_t>& cuts) {
   ManualClock clock(kFuzzMillis * 1000);
   GeneratorOptions options;
   options.worker_id = kFuzzWorkerId;
-  auto generator = std::move(Generator::Create(clock, options)).value();
+  auto generator = std::move(GeneratorCore::Create(clock, options)).value();
   Stats stats;
   const memcache::ServiceContext context{*generator, stats, "1.0.0"};
   std::unique_ptr<memcache::Session> session;

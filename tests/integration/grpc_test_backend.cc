@@ -10,7 +10,7 @@ class CoreTestBackend final : public TestBackend {
  public:
   explicit CoreTestBackend(uint32_t worker_id)
       : clock_(SystemClock::Instance().NowUnixMicros()),
-        generator_(std::move(Generator::Create(clock_, Options(worker_id))).value()),
+        generator_(std::move(GeneratorCore::Create(clock_, Options(worker_id))).value()),
         backend_(*generator_, stats_, "4.5.6") {
     clock_.set_auto_advance(true);
   }
@@ -30,7 +30,7 @@ class CoreTestBackend final : public TestBackend {
   }
   ManualClock clock_;
   Stats stats_;
-  std::unique_ptr<Generator> generator_;
+  std::unique_ptr<GeneratorCore> generator_;
   CoreBackend backend_;
   int64_t saved_ = 0;
 };

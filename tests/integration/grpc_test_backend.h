@@ -1,4 +1,4 @@
-// A real CoreBackend (real Generator on a manual clock, real Stats) for the
+// A real CoreBackend (real GeneratorCore on a manual clock, real Stats) for the
 // gRPC tests, built in its own translation unit: the test itself includes the
 // generated stubs, whose class names clash with the core's (see
 // protocols/grpc/backend.h).

@@ -36,7 +36,7 @@ class HttpServerTest : public ::testing::Test {
   void Start(HttpOptions options = {}) {
     GeneratorOptions g;
     g.worker_id = kWorker;
-    generator_ = std::move(Generator::Create(SystemClock::Instance(), g)).value();
+    generator_ = std::move(GeneratorCore::Create(SystemClock::Instance(), g)).value();
     context_ = std::make_unique<HttpContext>(HttpContext{*generator_, stats_, "1.2.3", {}, {}, {}});
     options.address = "127.0.0.1";
     options.port = 0;
@@ -57,7 +57,7 @@ class HttpServerTest : public ::testing::Test {
   }
 
   Stats stats_;
-  std::unique_ptr<Generator> generator_;
+  std::unique_ptr<GeneratorCore> generator_;
   std::unique_ptr<HttpContext> context_;
   std::unique_ptr<HttpServer> server_;
 };

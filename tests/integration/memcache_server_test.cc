@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "katsubushi/clock.h"
-#include "katsubushi/generator.h"
+#include "katsubushi/generator_core.h"
 #include "katsubushi/stats.h"
 #include "server/memcache_server.h"
 #include "test_client.h"
@@ -80,7 +80,7 @@ class MemcacheServerTest : public ::testing::Test {
   void StartServer(ServerOptions options = {}) {
     GeneratorOptions g;
     g.worker_id = kWorker;
-    generator_ = std::move(Generator::Create(SystemClock::Instance(), g)).value();
+    generator_ = std::move(GeneratorCore::Create(SystemClock::Instance(), g)).value();
     context_ = std::make_unique<memcache::ServiceContext>(
         memcache::ServiceContext{*generator_, stats_, "1.2.3"});
     options.tcp_address = options.tcp_address.empty() ? "127.0.0.1" : options.tcp_address;
@@ -105,7 +105,7 @@ class MemcacheServerTest : public ::testing::Test {
   }
 
   Stats stats_;
-  std::unique_ptr<Generator> generator_;
+  std::unique_ptr<GeneratorCore> generator_;
   std::unique_ptr<memcache::ServiceContext> context_;
   std::unique_ptr<MemcacheServer> server_;
   uint16_t port_ = 0;
@@ -245,7 +245,7 @@ TEST_F(MemcacheServerTest, Ipv6Loopback) {
   // Hosts without IPv6 cannot bind ::1; that is not a failure of ours.
   GeneratorOptions g;
   g.worker_id = kWorker;
-  generator_ = std::move(Generator::Create(SystemClock::Instance(), g)).value();
+  generator_ = std::move(GeneratorCore::Create(SystemClock::Instance(), g)).value();
   context_ = std::make_unique<memcache::ServiceContext>(memcache::ServiceContext{*generator_, stats_, "1.2.3"});
   options.tcp_port = 0;
   server_ = std::make_unique<MemcacheServer>(*context_, options);

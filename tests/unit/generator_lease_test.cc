@@ -7,7 +7,7 @@
 #include <thread>
 #include <vector>
 
-#include "katsubushi/generator.h"
+#include "katsubushi/generator_core.h"
 
 namespace katsubushi {
 namespace {
@@ -16,10 +16,10 @@ constexpr IdLayout kDefault = IdLayout::Default();
 constexpr int64_t kStartMillis = 1795305600000;  // 2026-11-22T00:00:00Z
 constexpr int64_t kStartMicros = kStartMillis * 1000;
 
-std::unique_ptr<Generator> MakeLeased(Clock& clock) {
+std::unique_ptr<GeneratorCore> MakeLeased(Clock& clock) {
   GeneratorOptions options;
   options.start_suspended = true;
-  auto created = Generator::Create(clock, options);
+  auto created = GeneratorCore::Create(clock, options);
   EXPECT_TRUE(created.ok()) << created.status().message();
   return std::move(created).value();
 }
@@ -65,7 +65,7 @@ TEST(GeneratorLeaseTest, StaticWorkerIdHasNoDeadline) {
   ManualClock clock(kStartMicros);
   GeneratorOptions options;
   options.worker_id = 5;
-  auto gen = std::move(Generator::Create(clock, options)).value();
+  auto gen = std::move(GeneratorCore::Create(clock, options)).value();
   EXPECT_EQ(gen->lease_valid_until_micros(), INT64_MAX);
   clock.Advance(int64_t{86'400} * 1'000'000 * 365);
   EXPECT_TRUE(gen->Next().ok());
@@ -163,7 +163,7 @@ TEST(GeneratorLeaseTest, SuspendAndResumeUnderConcurrentIssuing) {
 class FakeRefresher : public LeaseRefresher {
  public:
   explicit FakeRefresher(ManualClock& clock) : clock_(clock) {}
-  Status Refresh(Generator& generator, Reason reason) override {
+  Status Refresh(GeneratorCore& generator, Reason reason) override {
     calls.push_back(reason);
     if (!grant) return Status(StatusCode::kUnavailable, "lease could not be confirmed");
     return generator.Resume(worker_id, clock_.NowUnixMicros() + validity_micros);
@@ -175,13 +175,13 @@ class FakeRefresher : public LeaseRefresher {
   int64_t validity_micros = 20'000;
 };
 
-std::unique_ptr<Generator> MakeRefreshed(Clock& clock, LeaseRefresher& refresher,
+std::unique_ptr<GeneratorCore> MakeRefreshed(Clock& clock, LeaseRefresher& refresher,
                                          std::chrono::milliseconds idle) {
   GeneratorOptions options;
   options.start_suspended = true;
   options.refresher = &refresher;
   options.revalidate_after_idle = idle;
-  return std::move(Generator::Create(clock, options)).value();
+  return std::move(GeneratorCore::Create(clock, options)).value();
 }
 
 TEST(GeneratorRefresherTest, FirstIdAcquiresLazily) {

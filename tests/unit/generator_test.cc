@@ -1,4 +1,4 @@
-#include "katsubushi/generator.h"
+#include "katsubushi/generator_core.h"
 
 #include <gtest/gtest.h>
 
@@ -16,19 +16,19 @@ constexpr IdLayout kJsSafe = IdLayout::JsSafe();
 // 2026-11-22T00:00:00Z, a plain time well inside the layout.
 constexpr int64_t kStartMillis = 1795305600000;
 
-std::unique_ptr<Generator> MakeGenerator(Clock& clock, uint32_t worker_id = 7,
+std::unique_ptr<GeneratorCore> MakeGenerator(Clock& clock, uint32_t worker_id = 7,
                                          IdLayout layout = kDefault,
                                          milliseconds max_rollback = milliseconds(5)) {
   GeneratorOptions options;
   options.layout = layout;
   options.worker_id = worker_id;
   options.max_clock_rollback = max_rollback;
-  auto created = Generator::Create(clock, options);
+  auto created = GeneratorCore::Create(clock, options);
   EXPECT_TRUE(created.ok()) << created.status().message();
   return std::move(created).value();
 }
 
-uint64_t NextOrDie(Generator& gen) {
+uint64_t NextOrDie(GeneratorCore& gen) {
   Result<uint64_t> id = gen.Next();
   EXPECT_TRUE(id.ok()) << id.status().message();
   return id.ok() ? *id : 0;
@@ -47,12 +47,12 @@ TEST(GeneratorTest, RejectsWorkerIdOutsideTheLayout) {
   ManualClock clock(kStartMillis * 1000);
   GeneratorOptions options;
   options.worker_id = 1024;
-  EXPECT_EQ(Generator::Create(clock, options).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(GeneratorCore::Create(clock, options).status().code(), StatusCode::kInvalidArgument);
   options.layout = kJsSafe;
   options.worker_id = 64;
-  EXPECT_EQ(Generator::Create(clock, options).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(GeneratorCore::Create(clock, options).status().code(), StatusCode::kInvalidArgument);
   options.worker_id = 63;
-  EXPECT_TRUE(Generator::Create(clock, options).ok());
+  EXPECT_TRUE(GeneratorCore::Create(clock, options).ok());
 }
 
 TEST(GeneratorTest, SequenceOverflowRollsToTheNextMillisecond) {
@@ -211,10 +211,10 @@ TEST(GeneratorTest, NextNDoesNotRunAheadOfTheClockRepeatedly) {
 TEST(GeneratorTest, NextNRejectsBadCounts) {
   ManualClock clock(kStartMillis * 1000);
   auto gen = MakeGenerator(clock);
-  std::vector<uint64_t> too_many(Generator::kMaxIdsPerCall + 1);
+  std::vector<uint64_t> too_many(GeneratorCore::kMaxIdsPerCall + 1);
   EXPECT_EQ(gen->NextN(too_many), kBadIdCount);
   EXPECT_EQ(gen->NextN(std::span<uint64_t>()), kBadIdCount);
-  std::vector<uint64_t> max(Generator::kMaxIdsPerCall);
+  std::vector<uint64_t> max(GeneratorCore::kMaxIdsPerCall);
   EXPECT_TRUE(gen->NextN(max).ok());
 }
 

@@ -13,7 +13,7 @@ constexpr uint32_t kWorker = 12;
 class HttpRouterTest : public ::testing::Test {
  protected:
   HttpRouterTest()
-      : generator_(std::move(Generator::Create(clock_, Options())).value()),
+      : generator_(std::move(GeneratorCore::Create(clock_, Options())).value()),
         context_{*generator_, stats_, "7.7.7", {}, {}, {}} {}
 
   static GeneratorOptions Options() {
@@ -35,7 +35,7 @@ class HttpRouterTest : public ::testing::Test {
 
   ManualClock clock_{kNowMillis * 1000};
   Stats stats_;
-  std::unique_ptr<Generator> generator_;
+  std::unique_ptr<GeneratorCore> generator_;
   HttpContext context_;
 };
 

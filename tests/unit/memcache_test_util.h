@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "katsubushi/clock.h"
-#include "katsubushi/generator.h"
+#include "katsubushi/generator_core.h"
 #include "katsubushi/stats.h"
 #include "memcache/session.h"
 
@@ -26,12 +26,12 @@ inline constexpr std::string_view kTestVersion = "9.9.9";
 // A fresh generator on a fixed manual clock, so every replay issues the same IDs.
 struct Service {
   ManualClock clock{kTestMillis * 1000};
-  std::unique_ptr<Generator> generator;
+  std::unique_ptr<GeneratorCore> generator;
   Stats stats;
   ServiceContext context;
 
   Service()
-      : generator(std::move(Generator::Create(clock, MakeOptions())).value()),
+      : generator(std::move(GeneratorCore::Create(clock, MakeOptions())).value()),
         context{*generator, stats, kTestVersion} {}
 
   static GeneratorOptions MakeOptions() {

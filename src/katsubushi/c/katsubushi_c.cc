@@ -1,4 +1,4 @@
-// The C ABI over EmbeddedGenerator. Every entry point catches everything: no
+// The C ABI over Generator. Every entry point catches everything: no
 // exception crosses into C (std::bad_alloc is the one we could meet).
 #include "katsubushi/c/katsubushi.h"
 
@@ -6,10 +6,10 @@
 #include <memory>
 #include <string>
 
-#include "katsubushi/embedded/embedded_generator.h"
+#include "katsubushi/embedded/generator.h"
 
 struct kb_generator {
-  std::unique_ptr<katsubushi::EmbeddedGenerator> impl;
+  std::unique_ptr<katsubushi::Generator> impl;
   katsubushi::IdLayout layout = katsubushi::IdLayout::Default();
 };
 
@@ -79,14 +79,14 @@ kb_status kb_open(const kb_config* config, kb_generator** out) {
     *out = nullptr;
     kb_config c;
     if (!ReadConfig(config, &c)) return Fail(KB_INVALID_ARGUMENT, "config.struct_size is too small");
-    katsubushi::EmbeddedOptions options;
+    katsubushi::GeneratorConfig options;
     options.js_safe_id = c.js_safe_id != 0;
     options.worker_id = c.worker_id;
     if (c.redis_url != nullptr) options.redis_url = c.redis_url;
     options.min_worker_id = c.min_worker_id;
     options.max_worker_id = c.max_worker_id;
     if (c.lease_ttl_ms != 0) options.lease_ttl = std::chrono::milliseconds(c.lease_ttl_ms);
-    auto opened = katsubushi::EmbeddedGenerator::Open(options);
+    auto opened = katsubushi::Generator::Open(options);
     if (!opened.ok()) return FromStatus(opened.status());
     auto handle = std::make_unique<kb_generator>();
     handle->layout = options.js_safe_id ? katsubushi::IdLayout::JsSafe() : katsubushi::IdLayout::Default();

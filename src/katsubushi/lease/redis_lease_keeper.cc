@@ -12,7 +12,8 @@ using SteadyTime = std::chrono::steady_clock::time_point;
 
 }  // namespace
 
-RedisLeaseKeeper::RedisLeaseKeeper(Generator& generator, Clock& clock, RedisLeaseOptions options)
+RedisLeaseKeeper::RedisLeaseKeeper(GeneratorCore& generator, Clock& clock,
+                                   RedisLeaseOptions options)
     : generator_(generator),
       clock_(clock),
       options_(std::move(options)),

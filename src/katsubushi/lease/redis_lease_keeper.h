@@ -1,4 +1,4 @@
-// RedisLeaseKeeper: holds a worker id leased through Redis for a Generator,
+// RedisLeaseKeeper: holds a worker id leased through Redis for a GeneratorCore,
 // on a thread of its own, and keeps the generator's lease hooks in step:
 //
 //   acquire   listen to the broadcast (3 s), SET NX a free id, read its
@@ -29,7 +29,7 @@
 #include <thread>
 
 #include "katsubushi/clock.h"
-#include "katsubushi/generator.h"
+#include "katsubushi/generator_core.h"
 #include "katsubushi/lease/lease_log.h"
 #include "katsubushi/lease/raus_protocol.h"
 #include "katsubushi/lease/redis_client.h"
@@ -60,7 +60,7 @@ struct LeaseCounters {
 
 class RedisLeaseKeeper {
  public:
-  RedisLeaseKeeper(Generator& generator, Clock& clock, RedisLeaseOptions options);
+  RedisLeaseKeeper(GeneratorCore& generator, Clock& clock, RedisLeaseOptions options);
   ~RedisLeaseKeeper();
   RedisLeaseKeeper(const RedisLeaseKeeper&) = delete;
   RedisLeaseKeeper& operator=(const RedisLeaseKeeper&) = delete;
@@ -82,7 +82,7 @@ class RedisLeaseKeeper {
   bool SleepUntil(std::chrono::steady_clock::time_point deadline);
   void Log(LogLevel level, const std::string& message) const;
 
-  Generator& generator_;
+  GeneratorCore& generator_;
   Clock& clock_;
   const RedisLeaseOptions options_;
   const std::string channel_;

@@ -69,7 +69,7 @@ Result<int64_t> ParseStateFile(std::string_view content) {
   return millis;
 }
 
-StateFileKeeper::StateFileKeeper(Generator& generator, Clock& clock, StateFileOptions options)
+StateFileKeeper::StateFileKeeper(GeneratorCore& generator, Clock& clock, StateFileOptions options)
     : generator_(generator), clock_(clock), options_(std::move(options)) {}
 
 StateFileKeeper::~StateFileKeeper() { Stop(); }

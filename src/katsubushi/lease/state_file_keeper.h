@@ -22,7 +22,7 @@
 #include <thread>
 
 #include "katsubushi/clock.h"
-#include "katsubushi/generator.h"
+#include "katsubushi/generator_core.h"
 #include "katsubushi/lease/lease_log.h"
 #include "katsubushi/status.h"
 
@@ -47,7 +47,7 @@ Result<int64_t> ParseStateFile(std::string_view content);
 class StateFileKeeper {
  public:
   // The generator must have been created suspended.
-  StateFileKeeper(Generator& generator, Clock& clock, StateFileOptions options);
+  StateFileKeeper(GeneratorCore& generator, Clock& clock, StateFileOptions options);
   ~StateFileKeeper();
   StateFileKeeper(const StateFileKeeper&) = delete;
   StateFileKeeper& operator=(const StateFileKeeper&) = delete;
@@ -64,7 +64,7 @@ class StateFileKeeper {
   void Run();
   void Log(LogLevel level, const std::string& message) const;
 
-  Generator& generator_;
+  GeneratorCore& generator_;
   Clock& clock_;
   const StateFileOptions options_;
   std::mutex mu_;

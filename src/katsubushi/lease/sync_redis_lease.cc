@@ -22,7 +22,7 @@ bool SyncRedisLease::held() const {
   return held_;
 }
 
-Status SyncRedisLease::Refresh(Generator& generator, Reason reason) {
+Status SyncRedisLease::Refresh(GeneratorCore& generator, Reason reason) {
   std::lock_guard lock(mu_);
   if (abandoned_) return kNoWorkerId;
   const int64_t now = clock_.NowUnixMicros();
@@ -35,13 +35,13 @@ Status SyncRedisLease::Refresh(Generator& generator, Reason reason) {
   return RenewLocked(generator);
 }
 
-Status SyncRedisLease::Revalidate(Generator& generator) {
+Status SyncRedisLease::Revalidate(GeneratorCore& generator) {
   std::lock_guard lock(mu_);
   if (abandoned_ || !held_) return Status::Ok();  // acquired lazily at the first ID
   return RenewLocked(generator);
 }
 
-Status SyncRedisLease::RenewLocked(Generator& generator) {
+Status SyncRedisLease::RenewLocked(GeneratorCore& generator) {
   const int64_t sent = clock_.NowUnixMicros();
   std::string error_reply;
   const LeaseReply reply = Renew(client_, options_.url.ns, worker_id_, uuid_, options_.ttl,
@@ -70,7 +70,7 @@ Status SyncRedisLease::RenewLocked(Generator& generator) {
   return AcquireLocked(generator);
 }
 
-Status SyncRedisLease::AcquireLocked(Generator& generator) {
+Status SyncRedisLease::AcquireLocked(GeneratorCore& generator) {
   generator.Suspend();
   held_ = false;
   uuid_ = NewUuid(rng_);
@@ -128,7 +128,7 @@ Status SyncRedisLease::AcquireLocked(Generator& generator) {
   return kNoFreeWorkerId;
 }
 
-Status SyncRedisLease::Release(Generator& generator) {
+Status SyncRedisLease::Release(GeneratorCore& generator) {
   std::lock_guard lock(mu_);
   generator.Suspend();
   if (abandoned_ || !held_) return Status::Ok();

@@ -29,7 +29,7 @@
 #include <string>
 
 #include "katsubushi/clock.h"
-#include "katsubushi/generator.h"
+#include "katsubushi/generator_core.h"
 #include "katsubushi/lease/lease_log.h"
 #include "katsubushi/lease/raus_protocol.h"
 #include "katsubushi/lease/redis_client.h"
@@ -62,13 +62,13 @@ class SyncRedisLease final : public LeaseRefresher {
  public:
   SyncRedisLease(Clock& clock, SyncLeaseOptions options);
 
-  Status Refresh(Generator& generator, Reason reason) override;
+  Status Refresh(GeneratorCore& generator, Reason reason) override;
 
   // Confirms a held lease now (one round trip); acquires none.
-  Status Revalidate(Generator& generator);
+  Status Revalidate(GeneratorCore& generator);
 
   // Gives the id back (compare-and-delete, recording the watermark).
-  Status Release(Generator& generator);
+  Status Release(GeneratorCore& generator);
 
   // Forget the connection without a word to Redis: for a forked child, whose
   // socket and lease belong to its parent.
@@ -77,8 +77,8 @@ class SyncRedisLease final : public LeaseRefresher {
   bool held() const;
 
  private:
-  Status AcquireLocked(Generator& generator);
-  Status RenewLocked(Generator& generator);
+  Status AcquireLocked(GeneratorCore& generator);
+  Status RenewLocked(GeneratorCore& generator);
   void Log(LogLevel level, const std::string& message) const;
 
   Clock& clock_;

@@ -1,8 +1,8 @@
-// EmbeddedGenerator: the generator for programs that embed katsubushi instead
+// Generator: the ID generator for programs that embed katsubushi instead
 // of calling a server — a static worker id, or one leased through Redis with
 // no background thread (SyncRedisLease), safe inside AWS Lambda.
 //
-//   auto gen = katsubushi::EmbeddedGenerator::Open(options);   // no network I/O
+//   auto gen = katsubushi::Generator::Open(config);   // no network I/O
 //   if (!gen.ok()) ...;
 //   (*gen)->InvocationBegin();            // at the top of each Lambda event
 //   katsubushi::Result<uint64_t> id = (*gen)->Next();
@@ -21,8 +21,9 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
-#include "katsubushi/generator.h"
+#include "katsubushi/generator_core.h"
 #include "katsubushi/id_layout.h"
 #include "katsubushi/lease/lease_log.h"
 #include "katsubushi/status.h"
@@ -32,10 +33,10 @@ namespace katsubushi {
 inline constexpr Status kForked{StatusCode::kFailedPrecondition,
                                 "the process forked: this generator belongs to the parent"};
 inline constexpr Status kGeneratorClosed{StatusCode::kFailedPrecondition, "the generator is closed"};
-inline constexpr Status kBadEmbeddedOptions{StatusCode::kInvalidArgument,
+inline constexpr Status kBadGeneratorConfig{StatusCode::kInvalidArgument,
                                             "give a worker id or a Redis URL, not both"};
 
-struct EmbeddedOptions {
+struct GeneratorConfig {
   bool js_safe_id = false;
   // A static worker id (1..1023, or 1..63 with js_safe_id), or 0 to lease one.
   uint32_t worker_id = 0;
@@ -51,15 +52,19 @@ struct EmbeddedOptions {
   lease::LogFunction log;
 };
 
-class EmbeddedGenerator {
+class Generator {
  public:
-  static Result<std::unique_ptr<EmbeddedGenerator>> Open(const EmbeddedOptions& options);
-  ~EmbeddedGenerator();
-  EmbeddedGenerator(const EmbeddedGenerator&) = delete;
-  EmbeddedGenerator& operator=(const EmbeddedGenerator&) = delete;
+  static Result<std::unique_ptr<Generator>> Open(const GeneratorConfig& config);
+  ~Generator();
+  Generator(const Generator&) = delete;
+  Generator& operator=(const Generator&) = delete;
 
   Result<uint64_t> Next();
+  // Fills `out` with consecutive IDs (1..GeneratorCore::kMaxIdsPerCall of
+  // them), all or none.
   Status NextN(std::span<uint64_t> out);
+  // The same, returning the n IDs in a new vector.
+  Result<std::vector<uint64_t>> NextN(size_t n);
   IdParts Decode(uint64_t id) const { return generator_->layout().Decode(id); }
 
   // The start of a Lambda invocation: confirms a held lease now (one round
@@ -78,16 +83,16 @@ class EmbeddedGenerator {
   Status Close();
 
   // The core generator (for the HTTP router of the server's Lambda mode).
-  Generator& generator() { return *generator_; }
+  GeneratorCore& core() { return *generator_; }
   bool leased() const;
 
  private:
   class Lease;
-  EmbeddedGenerator() = default;
+  Generator() = default;
   bool forked() const;
 
   std::unique_ptr<Lease> lease_;  // declared first: the generator points to it
-  std::unique_ptr<Generator> generator_;
+  std::unique_ptr<GeneratorCore> generator_;
   uint64_t fork_generation_ = 0;
   std::atomic<bool> closed_{false};
 };

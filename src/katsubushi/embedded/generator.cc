@@ -1,4 +1,4 @@
-#include "katsubushi/embedded/embedded_generator.h"
+#include "katsubushi/embedded/generator.h"
 
 #include <pthread.h>
 
@@ -21,17 +21,17 @@ namespace {
 // once it differs. The registry's mutex is held across fork() (prepare /
 // parent / child handlers), so the child never finds it locked.
 std::mutex g_registry_mu;
-std::set<Generator*>* g_registry = nullptr;  // leaked on purpose: used by atfork handlers
+std::set<GeneratorCore*>* g_registry = nullptr;  // leaked on purpose: used by atfork handlers
 std::atomic<uint64_t> g_fork_generation{0};
 
-void RegisterForFork(Generator* generator) {
+void RegisterForFork(GeneratorCore* generator) {
   static std::once_flag once;
   std::call_once(once, [] {
-    g_registry = new std::set<Generator*>();
+    g_registry = new std::set<GeneratorCore*>();
     pthread_atfork([] { g_registry_mu.lock(); }, [] { g_registry_mu.unlock(); },
                    [] {
                      g_fork_generation.fetch_add(1);
-                     for (Generator* g : *g_registry) g->Suspend();
+                     for (GeneratorCore* g : *g_registry) g->Suspend();
                      g_registry_mu.unlock();
                    });
   });
@@ -39,7 +39,7 @@ void RegisterForFork(Generator* generator) {
   g_registry->insert(generator);
 }
 
-void UnregisterForFork(Generator* generator) {
+void UnregisterForFork(GeneratorCore* generator) {
   std::lock_guard lock(g_registry_mu);
   if (g_registry != nullptr) g_registry->erase(generator);
 }
@@ -48,12 +48,12 @@ void UnregisterForFork(Generator* generator) {
 
 // The generator's LeaseRefresher: the fork check first, then the Redis lease
 // (if any). A static worker id is only ever suspended by a fork or Close().
-class EmbeddedGenerator::Lease final : public LeaseRefresher {
+class Generator::Lease final : public LeaseRefresher {
  public:
-  Lease(const EmbeddedGenerator& owner, std::unique_ptr<lease::SyncRedisLease> redis)
+  Lease(const Generator& owner, std::unique_ptr<lease::SyncRedisLease> redis)
       : owner_(owner), redis_(std::move(redis)) {}
 
-  Status Refresh(Generator& generator, Reason reason) override {
+  Status Refresh(GeneratorCore& generator, Reason reason) override {
     if (owner_.forked()) return kForked;
     if (owner_.closed_.load()) return kGeneratorClosed;
     if (!redis_) return reason == Reason::kIdle ? Status::Ok() : kNoWorkerId;
@@ -63,86 +63,94 @@ class EmbeddedGenerator::Lease final : public LeaseRefresher {
   lease::SyncRedisLease* redis() { return redis_.get(); }
 
  private:
-  const EmbeddedGenerator& owner_;
+  const Generator& owner_;
   std::unique_ptr<lease::SyncRedisLease> redis_;
 };
 
-Result<std::unique_ptr<EmbeddedGenerator>> EmbeddedGenerator::Open(const EmbeddedOptions& options) {
-  const IdLayout layout = options.js_safe_id ? IdLayout::JsSafe() : IdLayout::Default();
-  if ((options.worker_id == 0) == options.redis_url.empty()) return kBadEmbeddedOptions;
+Result<std::unique_ptr<Generator>> Generator::Open(const GeneratorConfig& config) {
+  const IdLayout layout = config.js_safe_id ? IdLayout::JsSafe() : IdLayout::Default();
+  if ((config.worker_id == 0) == config.redis_url.empty()) return kBadGeneratorConfig;
 
-  std::unique_ptr<EmbeddedGenerator> self(new EmbeddedGenerator());
+  std::unique_ptr<Generator> self(new Generator());
   self->fork_generation_ = g_fork_generation.load();
   std::unique_ptr<lease::SyncRedisLease> redis;
-  if (options.worker_id == 0) {
-    Result<lease::RedisUrl> url = lease::ParseRedisUrl(options.redis_url);
+  if (config.worker_id == 0) {
+    Result<lease::RedisUrl> url = lease::ParseRedisUrl(config.redis_url);
     if (!url.ok()) return url.status();
     lease::SyncLeaseOptions lease_options;
     lease_options.url = *url;
-    lease_options.min_worker_id = options.min_worker_id == 0 ? 1 : options.min_worker_id;
+    lease_options.min_worker_id = config.min_worker_id == 0 ? 1 : config.min_worker_id;
     lease_options.max_worker_id =
-        options.max_worker_id == 0 ? layout.max_worker_id() : options.max_worker_id;
+        config.max_worker_id == 0 ? layout.max_worker_id() : config.max_worker_id;
     if (lease_options.min_worker_id > lease_options.max_worker_id ||
         lease_options.max_worker_id > layout.max_worker_id()) {
       return Status(StatusCode::kInvalidArgument, "worker id range is empty or outside the layout");
     }
-    if (options.lease_ttl < std::chrono::seconds(2) || options.lease_ttl > std::chrono::hours(1)) {
+    if (config.lease_ttl < std::chrono::seconds(2) || config.lease_ttl > std::chrono::hours(1)) {
       return Status(StatusCode::kInvalidArgument, "lease TTL must be between 2 s and 1 h");
     }
-    lease_options.ttl = options.lease_ttl;
-    lease_options.log = options.log;
+    lease_options.ttl = config.lease_ttl;
+    lease_options.log = config.log;
     redis = std::make_unique<lease::SyncRedisLease>(SystemClock::Instance(), std::move(lease_options));
-  } else if (options.worker_id > layout.max_worker_id()) {
+  } else if (config.worker_id > layout.max_worker_id()) {
     return Status(StatusCode::kInvalidArgument, "worker id is out of the layout's range");
   }
   self->lease_ = std::make_unique<Lease>(*self, std::move(redis));
 
   GeneratorOptions generator_options;
   generator_options.layout = layout;
-  generator_options.worker_id = options.worker_id;
-  generator_options.start_suspended = options.worker_id == 0;
-  generator_options.max_clock_rollback = options.max_clock_rollback;
+  generator_options.worker_id = config.worker_id;
+  generator_options.start_suspended = config.worker_id == 0;
+  generator_options.max_clock_rollback = config.max_clock_rollback;
   generator_options.refresher = self->lease_.get();
-  if (options.worker_id == 0) generator_options.revalidate_after_idle = options.revalidate_after_idle;
-  Result<std::unique_ptr<Generator>> generator =
-      Generator::Create(SystemClock::Instance(), generator_options);
+  if (config.worker_id == 0) generator_options.revalidate_after_idle = config.revalidate_after_idle;
+  Result<std::unique_ptr<GeneratorCore>> generator =
+      GeneratorCore::Create(SystemClock::Instance(), generator_options);
   if (!generator.ok()) return generator.status();
   self->generator_ = std::move(generator).value();
   RegisterForFork(self->generator_.get());
   return self;
 }
 
-EmbeddedGenerator::~EmbeddedGenerator() {
+Generator::~Generator() {
   Close();
   if (generator_) UnregisterForFork(generator_.get());
 }
 
-bool EmbeddedGenerator::forked() const { return g_fork_generation.load() != fork_generation_; }
+bool Generator::forked() const { return g_fork_generation.load() != fork_generation_; }
 
-bool EmbeddedGenerator::leased() const { return lease_ && lease_->redis() != nullptr; }
+bool Generator::leased() const { return lease_ && lease_->redis() != nullptr; }
 
-Result<uint64_t> EmbeddedGenerator::Next() { return generator_->Next(); }
+Result<uint64_t> Generator::Next() { return generator_->Next(); }
 
-Status EmbeddedGenerator::NextN(std::span<uint64_t> out) { return generator_->NextN(out); }
+Status Generator::NextN(std::span<uint64_t> out) { return generator_->NextN(out); }
 
-Status EmbeddedGenerator::InvocationBegin() {
+Result<std::vector<uint64_t>> Generator::NextN(size_t n) {
+  // Checked before allocating: n is the caller's number, not memory we owe it.
+  if (n == 0 || n > GeneratorCore::kMaxIdsPerCall) return kBadIdCount;
+  std::vector<uint64_t> ids(n);
+  if (const Status s = generator_->NextN(ids); !s.ok()) return s;
+  return ids;
+}
+
+Status Generator::InvocationBegin() {
   if (forked()) return kForked;
   if (!leased() || closed_) return Status::Ok();
   return lease_->redis()->Revalidate(*generator_);
 }
 
-Status EmbeddedGenerator::EnsureWorkerId() {
+Status Generator::EnsureWorkerId() {
   if (!generator_->suspended()) return Status::Ok();
   return lease_->Refresh(*generator_, LeaseRefresher::Reason::kSuspended);
 }
 
-Result<uint32_t> EmbeddedGenerator::WorkerId() const {
+Result<uint32_t> Generator::WorkerId() const {
   if (forked()) return kForked;
   if (generator_->suspended()) return kNoWorkerId;
   return generator_->worker_id();
 }
 
-Status EmbeddedGenerator::Close() {
+Status Generator::Close() {
   if (!generator_ || closed_.exchange(true)) return Status::Ok();
   generator_->Suspend();
   // A forked child's lease is its parent's: never release it from here.

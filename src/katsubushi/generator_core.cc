@@ -1,4 +1,4 @@
-#include "katsubushi/generator.h"
+#include "katsubushi/generator_core.h"
 
 #include <algorithm>
 
@@ -39,13 +39,13 @@ Status GeneratorOptions::Validate() const {
   return Status::Ok();
 }
 
-Result<std::unique_ptr<Generator>> Generator::Create(Clock& clock,
+Result<std::unique_ptr<GeneratorCore>> GeneratorCore::Create(Clock& clock,
                                                      const GeneratorOptions& options) {
   if (Status s = options.Validate(); !s.ok()) return s;
-  return std::unique_ptr<Generator>(new Generator(clock, options));
+  return std::unique_ptr<GeneratorCore>(new GeneratorCore(clock, options));
 }
 
-Generator::Generator(Clock& clock, const GeneratorOptions& options)
+GeneratorCore::GeneratorCore(Clock& clock, const GeneratorOptions& options)
     : clock_(clock),
       layout_(options.layout),
       // Rounded up: a 5 ms bound in 10 ms ticks still absorbs a 1-tick step.
@@ -62,14 +62,14 @@ Generator::Generator(Clock& clock, const GeneratorOptions& options)
                  : uint64_t{options.worker_id} << kWorkerShift),
       lease_valid_until_micros_(options.start_suspended ? INT64_MIN : INT64_MAX) {}
 
-Result<uint64_t> Generator::Next() {
+Result<uint64_t> GeneratorCore::Next() {
   uint64_t slot = 0;
   uint32_t worker_id = 0;
   if (Status s = Reserve(1, &slot, &worker_id); !s.ok()) return s;
   return layout_.ComposeSlot(slot, worker_id);
 }
 
-Status Generator::NextN(std::span<uint64_t> out) {
+Status GeneratorCore::NextN(std::span<uint64_t> out) {
   if (out.empty() || out.size() > kMaxIdsPerCall) return kBadIdCount;
   uint64_t slot = 0;
   uint32_t worker_id = 0;
@@ -78,7 +78,7 @@ Status Generator::NextN(std::span<uint64_t> out) {
   return Status::Ok();
 }
 
-Status Generator::Reserve(uint64_t n, uint64_t* first_slot, uint32_t* worker_id) {
+Status GeneratorCore::Reserve(uint64_t n, uint64_t* first_slot, uint32_t* worker_id) {
   const int seq_bits = layout_.sequence_bits();
   const uint64_t per_tick = layout_.ids_per_tick();
   // Ticks a batch may run ahead of the clock: the least that fits it in one
@@ -158,7 +158,7 @@ Status Generator::Reserve(uint64_t n, uint64_t* first_slot, uint32_t* worker_id)
   }
 }
 
-Status Generator::AdvancePast(int64_t unix_millis, std::chrono::milliseconds max_wait) {
+Status GeneratorCore::AdvancePast(int64_t unix_millis, std::chrono::milliseconds max_wait) {
   const int64_t tick = layout_.TickAt(unix_millis);
   if (tick < 0) return Status::Ok();
   if (static_cast<uint64_t>(tick) >= layout_.max_tick()) return kTimeOutOfRange;
@@ -183,7 +183,7 @@ Status Generator::AdvancePast(int64_t unix_millis, std::chrono::milliseconds max
   }
 }
 
-Status Generator::CanIssue() const {
+Status GeneratorCore::CanIssue() const {
   const uint64_t state = state_.load(std::memory_order_relaxed);
   if (state & kSuspendedBit) return kNoWorkerId;
   const int64_t now_micros = clock_.NowUnixMicros();
@@ -196,9 +196,9 @@ Status Generator::CanIssue() const {
   return Status::Ok();
 }
 
-void Generator::Suspend() { state_.fetch_or(kSuspendedBit, std::memory_order_relaxed); }
+void GeneratorCore::Suspend() { state_.fetch_or(kSuspendedBit, std::memory_order_relaxed); }
 
-Status Generator::Resume(uint32_t worker_id, int64_t valid_until_micros) {
+Status GeneratorCore::Resume(uint32_t worker_id, int64_t valid_until_micros) {
   if (worker_id > layout_.max_worker_id()) {
     return Status(StatusCode::kInvalidArgument, "worker id is out of the layout's range");
   }
@@ -214,26 +214,26 @@ Status Generator::Resume(uint32_t worker_id, int64_t valid_until_micros) {
   return Status::Ok();
 }
 
-void Generator::ExtendLease(int64_t valid_until_micros) {
+void GeneratorCore::ExtendLease(int64_t valid_until_micros) {
   lease_valid_until_micros_.store(valid_until_micros, std::memory_order_release);
 }
 
-bool Generator::suspended() const {
+bool GeneratorCore::suspended() const {
   return (state_.load(std::memory_order_relaxed) & kSuspendedBit) != 0;
 }
 
-uint32_t Generator::worker_id() const {
+uint32_t GeneratorCore::worker_id() const {
   return static_cast<uint32_t>((state_.load(std::memory_order_relaxed) >> kWorkerShift) &
                                kMaxStateWorkerId);
 }
 
-int64_t Generator::last_issued_unix_millis() const {
+int64_t GeneratorCore::last_issued_unix_millis() const {
   const uint64_t last = state_.load(std::memory_order_relaxed) & kSlotMask;
   if (last == 0) return 0;
   return layout_.UnixMillisAt(last >> layout_.sequence_bits());
 }
 
-GeneratorCounters Generator::counters() const {
+GeneratorCounters GeneratorCore::counters() const {
   return GeneratorCounters{
       waits_.load(std::memory_order_relaxed),
       rollbacks_absorbed_.load(std::memory_order_relaxed),

@@ -1,4 +1,6 @@
-// Generator: issues unique, strictly increasing IDs for one worker id.
+// GeneratorCore: issues unique, strictly increasing IDs for one worker id.
+// The server drives it directly; programs embedding katsubushi get it behind
+// katsubushi::Generator (embedded/generator.h), which adds the worker id source.
 //
 // Lock-free: the whole state is one atomic 64-bit "slot" (tick << sequence_bits
 // | sequence) of the last ID issued, advanced by compare-and-swap. Next() and
@@ -28,7 +30,7 @@
 // background thread has to run first.
 //
 // Thread safety: all methods may be called concurrently. The Clock must
-// outlive the Generator.
+// outlive the GeneratorCore.
 #pragma once
 
 #include <atomic>
@@ -74,7 +76,7 @@ enum class IssueError : uint8_t {
 IssueError IssueErrorOf(const Status& status);
 std::string_view IssueErrorName(IssueError error);
 
-class Generator;
+class GeneratorCore;
 
 // Makes issuing possible again, synchronously, from the issue path: a lease
 // with no background thread (embedded use, AWS Lambda, where threads do not
@@ -87,7 +89,7 @@ class LeaseRefresher {
   virtual ~LeaseRefresher() = default;
   // May call the generator's lease methods (Suspend, Resume, ExtendLease,
   // AdvancePast), never Next(). Ok: try again; an error is what the caller gets.
-  virtual Status Refresh(Generator& generator, Reason reason) = 0;
+  virtual Status Refresh(GeneratorCore& generator, Reason reason) = 0;
 };
 
 struct GeneratorOptions {
@@ -118,16 +120,17 @@ struct GeneratorCounters {
   uint64_t rollback_errors = 0;     // calls refused with kClockMovedBackwards
 };
 
-class Generator {
+class GeneratorCore {
  public:
   // The most IDs one NextN() call hands out.
   static constexpr size_t kMaxIdsPerCall = 4096;
 
   // Fails with kInvalidArgument when the options do not Validate().
-  static Result<std::unique_ptr<Generator>> Create(Clock& clock, const GeneratorOptions& options);
+  static Result<std::unique_ptr<GeneratorCore>> Create(Clock& clock,
+                                                       const GeneratorOptions& options);
 
-  Generator(const Generator&) = delete;
-  Generator& operator=(const Generator&) = delete;
+  GeneratorCore(const GeneratorCore&) = delete;
+  GeneratorCore& operator=(const GeneratorCore&) = delete;
 
   Result<uint64_t> Next();
 
@@ -177,7 +180,7 @@ class Generator {
   GeneratorCounters counters() const;
 
  private:
-  Generator(Clock& clock, const GeneratorOptions& options);
+  GeneratorCore(Clock& clock, const GeneratorOptions& options);
 
   // The state word: [63] suspended | [62..53] worker id | [52..0] slot of
   // the last ID issued (tick << sequence_bits | sequence).

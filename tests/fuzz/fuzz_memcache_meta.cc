@@ -24,6 +24,7 @@
 namespace {
 
 using katsubushi::memcache::kMaxKeyLength;
+using katsubushi::fuzz::TakeLine;
 using katsubushi::memcache::kMaxMetaFlags;
 
 std::vector<std::string_view> Tokens(std::string_view s) {
@@ -36,15 +37,6 @@ std::vector<std::string_view> Tokens(std::string_view s) {
     if (i > start) tokens.push_back(s.substr(start, i - start));
   }
   return tokens;
-}
-
-// Takes one "\r\n"-terminated line off the front of *replies.
-std::string_view TakeLine(std::string_view* replies) {
-  const size_t end = replies->find("\r\n");
-  if (end == std::string_view::npos) std::abort();
-  const std::string_view line = replies->substr(0, end);
-  replies->remove_prefix(end + 2);
-  return line;
 }
 
 std::string_view Refusal(const std::vector<std::string_view>& tokens) {

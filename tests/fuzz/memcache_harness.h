@@ -94,4 +94,14 @@ inline void CheckIssuedId(std::string_view digits, uint64_t* previous) {
   *previous = id;
 }
 
+// Takes one "\r\n"-terminated line off the front of *replies; aborts when
+// there is none (a reply cut short).
+inline std::string_view TakeLine(std::string_view* replies) {
+  const size_t end = replies->find("\r\n");
+  if (end == std::string_view::npos) std::abort();
+  const std::string_view line = replies->substr(0, end);
+  replies->remove_prefix(end + 2);
+  return line;
+}
+
 }  // namespace katsubushi::fuzz

@@ -96,14 +96,14 @@ class HttpClient:
 class LeasedServer(HttpClient):
     """katsubushi with -redis and an HTTP port; output captured to a file."""
 
-    def __init__(self, binary, redis_url, tmp_path, min_id=1, max_id=1023, extra=()):
+    def __init__(self, binary, redis_url, tmp_path, min_id=1, max_id=1023, extra=(), env=None):
         self.http_port = free_port()
         self.log_path = tmp_path / f"katsubushi-{self.http_port}.log"
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [binary, f"-redis={redis_url}", f"-min-worker-id={min_id}", f"-max-worker-id={max_id}",
              "-port=0", f"-http-port={self.http_port}", "-threads=1", *extra],
-            stdout=self.log, stderr=subprocess.STDOUT)
+            stdout=self.log, stderr=subprocess.STDOUT, env=env)
         self.conn = None
 
     def healthy(self):

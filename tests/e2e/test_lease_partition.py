@@ -76,11 +76,20 @@ def libfaketime():
 
 
 def behind_env(skew_s):
-    """The environment of a process whose wall clock is skew_s behind ours. A
-    sanitizer runtime the build preloads (see CMakeLists.txt) must stay first
-    in LD_PRELOAD, or ASan refuses to start."""
+    """The environment of a process whose wall clock is skew_s behind ours.
+
+    Under a sanitizer build, CMakeLists.txt preloads the ASan runtime for the
+    library's Python host. libfaketime goes before it: with ASan first, an
+    uninstrumented host (Python) deadlocks at start, libfaketime's constructor
+    calling dlsym (which mallocs) while ASan initialises in its own. ASan then
+    has to be told not to insist on coming first; it still initialises before
+    anything it instruments runs."""
     env = dict(os.environ)
-    env["LD_PRELOAD"] = ":".join(p for p in (os.environ.get("LD_PRELOAD"), libfaketime()) if p)
+    sanitizer_runtimes = os.environ.get("LD_PRELOAD")
+    env["LD_PRELOAD"] = ":".join(p for p in (libfaketime(), sanitizer_runtimes) if p)
+    if sanitizer_runtimes:
+        env["ASAN_OPTIONS"] = ":".join(
+            o for o in (os.environ.get("ASAN_OPTIONS"), "verify_asan_link_order=0") if o)
     env["FAKETIME"] = f"-{skew_s}s"
     env["FAKETIME_DONT_FAKE_MONOTONIC"] = "1"
     return env

@@ -348,6 +348,41 @@ def test_killed_server_fails_over_fast_and_comes_back(servers, client):
     assert time.monotonic() - t0 < 1.0, "a dead server should fail over without waiting"
 
 
+def test_restarted_server_stale_pooled_connections_do_not_fail_a_call(katsubushi_bin, client):
+    """Several pooled connections to a server that restarts are all stale: the
+    first attempt meets one, and the retry must not meet another."""
+    port = free_port()
+
+    def start():
+        proc = subprocess.Popen([katsubushi_bin, "-worker-id=69", f"-port={port}", "-threads=2"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_listening(port, proc)
+        return proc
+
+    proc = start()
+    try:
+        c = client([f"127.0.0.1:{port}"], timeout_ms=5000, attempt_timeout_ms=2000)
+        barrier = threading.Barrier(8)
+
+        def burst():
+            barrier.wait()
+            for _ in range(200):
+                c.fetch()
+
+        threads = [threading.Thread(target=burst) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        proc.terminate()
+        proc.wait()
+        proc = start()
+        assert worker_of(c.fetch()) == 69
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_mid_run_stop_and_kill_lose_no_call(servers, client):
     a, b = servers(65), servers(66)
     c = client([f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"], timeout_ms=5000, attempt_timeout_ms=500)

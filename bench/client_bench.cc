@@ -72,13 +72,16 @@ int main(int argc, char** argv) {
   for (int t = 0; t < args.threads; ++t) {
     threads.emplace_back([&, t] {
       std::vector<uint64_t> ids(args.n);
+      std::string why;
       auto& mine = latencies_ns[static_cast<size_t>(t)];
       mine.reserve(1 << 20);
       while (!stop.load(std::memory_order_relaxed)) {
         const auto t0 = Clock::now();
-        const katsubushi::Status s = client.FetchMulti(ids);
+        const katsubushi::Status s = client.FetchMulti(ids, &why);
         const auto t1 = Clock::now();
-        if (!s.ok()) errors.fetch_add(1, std::memory_order_relaxed);
+        if (!s.ok() && errors.fetch_add(1, std::memory_order_relaxed) == 0) {
+          std::fprintf(stderr, "first error: %s\n", why.c_str());
+        }
         mine.push_back(static_cast<uint32_t>(
             std::min<int64_t>(std::chrono::nanoseconds(t1 - t0).count(), UINT32_MAX)));
       }

@@ -5,7 +5,8 @@ client against go-katsubushi side by side when its binary is present (a
 ratio between the two servers as this client sees them).
 
 The server runs pinned to CPU 0 (2 io threads), katsubushi-client-bench to
-CPU 1. Each row: calls/s and p50/p99 latency from the client's side.
+CPU 1. Each row: calls/s and p50/p99 latency from the client's side, medians
+of interleaved rounds (this machine is shared; single rounds are noisy).
 
 Usage: bench/compare_client.py [--build build] [--seconds 3] [--go ../shared/peer/katsubushi]
 """
@@ -13,6 +14,7 @@ Usage: bench/compare_client.py [--build build] [--seconds 3] [--go ../shared/pee
 import argparse
 import os
 import re
+import statistics
 import subprocess
 import sys
 
@@ -30,6 +32,8 @@ def run_bench(bench, address, threads, seconds, n):
     fields = dict(re.findall(r"(\w+)=([\d.]+)", out.stdout))
     if not fields:
         sys.exit(f"client bench failed: {out.stderr}")
+    if out.stderr:
+        print(out.stderr.strip(), file=sys.stderr)
     return fields
 
 
@@ -38,13 +42,17 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--build", default=os.path.join(root, "build"))
     parser.add_argument("--seconds", type=float, default=3)
-    parser.add_argument("--go", default=os.path.join(root, "..", "shared", "peer", "katsubushi"))
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are shown")
+    parser.add_argument("--go", default=next(
+        (p for p in (os.path.join(root, "..", "shared", "peer", "katsubushi"),
+                     os.path.join(root, "..", "..", "shared", "peer", "katsubushi"))
+         if os.access(p, os.X_OK)), ""))
     args = parser.parse_args()
     bench = os.path.join(args.build, "bench", "katsubushi-client-bench")
     server_bin = os.path.join(args.build, "cmd", "katsubushi", "katsubushi")
 
     servers = [("katsubushi-cpp", [server_bin, "-threads=2"])]
-    if os.access(args.go, os.X_OK):
+    if args.go and os.access(args.go, os.X_OK):
         servers.append(("go-katsubushi", [args.go]))
     procs = []
     targets = {}
@@ -55,22 +63,29 @@ def main():
             wait_port(port)
             wait_port(http_port)
             targets[name] = {"memcached": f"127.0.0.1:{port}", "http": f"http://127.0.0.1:{http_port}"}
-        print(f"{'server':15} {'proto':9} {'threads':>7} {'calls/s':>10} {'p50 us':>8} {'p99 us':>8}")
+        print(f"{'server':15} {'proto':9} {'threads':>7} {'calls/s':>10} {'p50 us':>8} {'p99 us':>8}"
+              f"  (medians of {args.rounds} interleaved rounds)")
         results = {}
         for proto in ("memcached", "http"):
             for threads in (1, 8):
+                rounds = {name: [] for name in targets}
+                for _ in range(args.rounds):
+                    for name in targets:
+                        rounds[name].append(run_bench(bench, targets[name][proto], threads, args.seconds, 1))
                 for name in targets:
-                    r = run_bench(bench, targets[name][proto], threads, args.seconds, 1)
+                    r = {key: statistics.median(float(x[key]) for x in rounds[name])
+                         for key in ("calls_per_s", "p50_us", "p99_us")}
+                    r["errors"] = sum(int(x["errors"]) for x in rounds[name])
                     results[(name, proto, threads)] = r
-                    print(f"{name:15} {proto:9} {threads:>7} {float(r['calls_per_s']):>10.0f} "
-                          f"{float(r['p50_us']):>8.1f} {float(r['p99_us']):>8.1f}"
-                          + (f"  errors={r['errors']}" if r["errors"] != "0" else ""), flush=True)
+                    print(f"{name:15} {proto:9} {threads:>7} {r['calls_per_s']:>10.0f} "
+                          f"{r['p50_us']:>8.1f} {r['p99_us']:>8.1f}"
+                          + (f"  errors={r['errors']}" if r["errors"] else ""), flush=True)
         if len(targets) == 2:
             print("ratio katsubushi-cpp / go-katsubushi (calls/s):")
             for proto in ("memcached", "http"):
                 for threads in (1, 8):
-                    a = float(results[("katsubushi-cpp", proto, threads)]["calls_per_s"])
-                    b = float(results[("go-katsubushi", proto, threads)]["calls_per_s"])
+                    a = results[("katsubushi-cpp", proto, threads)]["calls_per_s"]
+                    b = results[("go-katsubushi", proto, threads)]["calls_per_s"]
                     print(f"  {proto:9} {threads} threads: {a / b:.2f}")
     finally:
         for p in procs:

@@ -311,6 +311,17 @@ def test_each_server_gets_at_most_two_requests_per_fetch(servers, client, fake):
     assert cmd_get(good.port) == 3
 
 
+def test_in_order_by_default_random_start_spreads(servers, client):
+    a, b = servers(71), servers(72)
+    ordered = client([f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"])
+    assert {worker_of(ordered.fetch()) for _ in range(100)} == {71}
+    spread = client([f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"], random_start=True)
+    workers = [worker_of(spread.fetch()) for _ in range(200)]
+    # Each server's share is binomial(200, 1/2): below 60 once in ~10^8 runs.
+    assert workers.count(71) >= 60 and workers.count(72) >= 60, workers.count(71)
+    assert cmd_get(a.port) + cmd_get(b.port) == 300
+
+
 def test_stopped_server_times_out_once_then_next(servers, client):
     a, b = servers(61), servers(62)
     c = client([f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"], timeout_ms=5000, attempt_timeout_ms=500)

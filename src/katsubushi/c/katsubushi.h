@@ -128,7 +128,8 @@ KB_EXPORT uint32_t kb_abi_version(void);
  *     5 s; skipped servers are still tried after all others failed.
  *  4. Each call ends within timeout_ms. When every server failed: KB_UNAVAILABLE,
  *     and kb_last_error() lists each failed attempt with its server and reason.
- * Never a partial or invented ID: on error, *out (all n of them) is 0.
+ * Never a partial or invented ID: when no server gave IDs (KB_UNAVAILABLE),
+ * all n slots of out are 0.
  * kb_client_open does no network I/O. Connections are reused across calls.
  * All functions are thread-safe, except that kb_client_close() must not race
  * other calls on the same handle. No C++ exception crosses this interface.

@@ -142,6 +142,9 @@ bool Connection::SendAll(std::string_view data, Deadline deadline, IoFailure* fa
 bool Connection::Receive(std::string* buffer, size_t max_bytes, Deadline deadline, bool* eof,
                          IoFailure* failure) {
   *eof = false;
+  // Wait first: this is called right after a request is sent, when the reply
+  // is almost never there yet, so a recv() first would only add an EAGAIN.
+  if (!WaitFor(fd_, POLLIN, deadline, failure)) return false;
   const size_t old_size = buffer->size();
   buffer->resize(old_size + max_bytes);
   while (true) {

@@ -8,7 +8,8 @@ The server runs pinned to CPU 0 (2 io threads), katsubushi-client-bench to
 CPU 1. Each row: calls/s and p50/p99 latency from the client's side, medians
 of interleaved rounds (this machine is shared; single rounds are noisy).
 
-Usage: bench/compare_client.py [--build build] [--seconds 3] [--go ../shared/peer/katsubushi]
+Usage: bench/compare_client.py [--build build] [--seconds 3] [--rounds 3] [--no-pin]
+                               [--go ../shared/peer/katsubushi]
 """
 
 import argparse
@@ -21,13 +22,19 @@ import sys
 from benchlib import free_port, wait_port
 
 
+PIN = True
+
+
+def pinned(cpu):
+    return ["taskset", "-c", cpu] if PIN else []
+
+
 def start(cmd):
-    return subprocess.Popen(["taskset", "-c", "0", *cmd], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    return subprocess.Popen([*pinned("0"), *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def run_bench(bench, address, threads, seconds, n):
-    out = subprocess.run(["taskset", "-c", "1", bench, f"--server={address}", f"--threads={threads}",
+    out = subprocess.run([*pinned("1"), bench, f"--server={address}", f"--threads={threads}",
                           f"--seconds={seconds}", f"--n={n}"], capture_output=True, text=True, check=False)
     fields = dict(re.findall(r"(\w+)=([\d.]+)", out.stdout))
     if not fields:
@@ -47,7 +54,12 @@ def main():
         (p for p in (os.path.join(root, "..", "shared", "peer", "katsubushi"),
                      os.path.join(root, "..", "..", "shared", "peer", "katsubushi"))
          if os.access(p, os.X_OK)), ""))
+    parser.add_argument("--no-pin", action="store_true",
+                        help="no taskset (on a busy shared machine, pinning both sides to one CPU each "
+                             "makes one-thread round trips wait for the scheduler)")
     args = parser.parse_args()
+    global PIN
+    PIN = not args.no_pin
     bench = os.path.join(args.build, "bench", "katsubushi-client-bench")
     server_bin = os.path.join(args.build, "cmd", "katsubushi", "katsubushi")
 

@@ -22,10 +22,11 @@ from conftest import Server, free_port, wait_listening, worker_of
 # go-katsubushi for interop, where present (../shared/peer beside the clone or
 # its worktree directory); the tests that need it are skipped without it.
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-GO_PEER = os.environ.get("KATSUBUSHI_GO_PEER") or next(
-    (p for p in (os.path.join(_ROOT, "..", "shared", "peer", "katsubushi"),
+GO_PEER = next(
+    (p for p in (os.environ.get("KATSUBUSHI_GO_PEER", ""),
+                 os.path.join(_ROOT, "..", "shared", "peer", "katsubushi"),
                  os.path.join(_ROOT, "..", "..", "shared", "peer", "katsubushi"))
-     if os.access(p, os.X_OK)), "")
+     if p and os.access(p, os.X_OK)), "")
 
 
 @pytest.fixture(scope="module")
@@ -258,7 +259,7 @@ def test_fetch_multi_is_one_request(servers, client):
     assert cmd_get(s.port) - before == 2
 
 
-@pytest.mark.skipif(not os.access(GO_PEER, os.X_OK), reason="go-katsubushi binary not present")
+@pytest.mark.skipif(not GO_PEER, reason="go-katsubushi binary not present")
 def test_go_katsubushi_memcached_and_http(client):
     port, http_port = free_port(), free_port()
     proc = subprocess.Popen([GO_PEER, "-worker-id=44", f"-port={port}", f"-http-port={http_port}"],
@@ -275,6 +276,36 @@ def test_go_katsubushi_memcached_and_http(client):
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.mark.skipif(not GO_PEER, reason="go-katsubushi binary not present")
+def test_go_katsubushi_stopped_then_killed_fails_over(servers, client):
+    port = free_port()
+    go = subprocess.Popen([GO_PEER, "-worker-id=45", f"-port={port}"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_listening(port, go)
+        ours = servers(46)
+        c = client([f"127.0.0.1:{port}", f"127.0.0.1:{ours.port}"], timeout_ms=5000,
+                   attempt_timeout_ms=500)
+        assert worker_of(c.fetch()) == 45
+        sigstop(go)
+        t0 = time.monotonic()
+        assert worker_of(c.fetch()) == 46
+        assert 0.48 <= time.monotonic() - t0 < 0.95
+        go.send_signal(signal.SIGCONT)
+        time.sleep(0.2)  # past the 100 ms backoff: the Go server is first again
+        assert worker_of(c.fetch()) == 45
+        go.kill()
+        go.wait()
+        t0 = time.monotonic()
+        assert worker_of(c.fetch()) == 46
+        assert time.monotonic() - t0 < 0.4
+    finally:
+        if go.poll() is None:
+            go.send_signal(signal.SIGCONT)
+            go.kill()
+            go.wait()
 
 
 # --- Failover ---------------------------------------------------------------

@@ -14,6 +14,17 @@ int main(void) {
   if (kb_decode(gen, id, &parts) != KB_OK || parts.worker_id != 5) return 3;
   if (kb_abi_version() != KB_ABI_VERSION) return 4;
   if (kb_close(gen) != KB_OK) return 5;
+  /* The client half: nothing listens on the port, so the fetch fails. */
+  const char* servers[] = {"127.0.0.1:1"};
+  kb_client_config cc;
+  kb_client_config_init(&cc);
+  cc.servers = servers;
+  cc.server_count = 1;
+  cc.timeout_ms = 500;
+  kb_client* client = NULL;
+  if (kb_client_open(&cc, &client) != KB_OK) return 6;
+  if (kb_client_fetch(client, &id) != KB_UNAVAILABLE || id != 0) return 7;
+  if (kb_client_close(client) != KB_OK) return 8;
   printf("c ok %llu\n", (unsigned long long)id);
   return 0;
 }

@@ -20,6 +20,7 @@ export LD_LIBRARY_PATH=$prefix/lib
 "$work/build/consumer_core"
 "$work/build/consumer_shared"
 "$work/build/consumer_embedded"
+"$work/build/consumer_client"
 "$work/build/consumer_c"
 ldd "$work/build/consumer_shared" | grep -q "$prefix/lib/libkatsubushi_core.so"
 
@@ -28,4 +29,6 @@ cc $flags -o "$work/pkgconfig_c" "$here/consumer_c.c" $(pkg-config --cflags --li
 "$work/pkgconfig_c"
 c++ $flags -o "$work/pkgconfig_core" "$here/consumer_core.cc" $(pkg-config --cflags --libs katsubushi-core)
 "$work/pkgconfig_core"
+c++ $flags -o "$work/pkgconfig_client" "$here/consumer_client.cc" $(pkg-config --cflags --libs katsubushi-client)
+"$work/pkgconfig_client"
 echo "consumer: all ok"

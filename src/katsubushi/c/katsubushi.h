@@ -92,6 +92,72 @@ KB_EXPORT const char* kb_strerror(int status);
 KB_EXPORT const char* kb_last_error(void);
 KB_EXPORT uint32_t kb_abi_version(void);
 
+/* ==========================================================================
+ * Client of katsubushi servers (kb_client_*)
+ *
+ * IDs fetched over the network from a set of katsubushi servers (this
+ * project's or go-katsubushi), with failover, so that Python, Node or Go
+ * callers of this library get what go-katsubushi's Go client gives.
+ * Independent of kb_generator above: no worker id, no Redis.
+ *
+ *   const char* servers[] = {"10.0.0.1:11212", "unix:/run/kb.sock", "http://10.0.0.2:8080/kb"};
+ *   kb_client_config cc;
+ *   kb_client_config_init(&cc);
+ *   cc.servers = servers;
+ *   cc.server_count = 3;
+ *   kb_client* client;
+ *   if (kb_client_open(&cc, &client) != KB_OK) fprintf(stderr, "%s\n", kb_last_error());
+ *   uint64_t id;
+ *   if (kb_client_fetch(client, &id) != KB_OK) fprintf(stderr, "%s\n", kb_last_error());
+ *   kb_client_close(client);
+ *
+ * Servers: "host:port" or "[v6]:port" (memcached text protocol, the
+ * default), "unix:/path" (the same over a unix socket), or
+ * "http://host[:port][/prefix]" (GET <prefix>/id and <prefix>/ids?n=N).
+ *
+ * Failover (the C++ katsubushi::Client in katsubushi/client/client.h states
+ * it in full):
+ *  1. Servers are tried in the order given, or from a random one onward
+ *     with random_start.
+ *  2. Up to two attempts per server (connect, one request, one reply). An
+ *     attempt fails on a connect/send/receive error, a server closing early,
+ *     an error reply (SERVER_ERROR, ERROR, HTTP status not 200) or a reply
+ *     that is not exactly a katsubushi reply. The second attempt uses a new
+ *     connection and is skipped when the first timed out.
+ *  3. A server that failed is skipped by later calls for 100 ms, doubling to
+ *     5 s; skipped servers are still tried after all others failed.
+ *  4. Each call ends within timeout_ms. When every server failed: KB_UNAVAILABLE,
+ *     and kb_last_error() lists each failed attempt with its server and reason.
+ * Never a partial or invented ID: when no server gave IDs (KB_UNAVAILABLE),
+ * all n slots of out are 0.
+ * kb_client_open does no network I/O. Connections are reused across calls.
+ * All functions are thread-safe, except that kb_client_close() must not race
+ * other calls on the same handle. No C++ exception crosses this interface.
+ */
+
+typedef struct kb_client kb_client;
+
+/* Set struct_size (kb_client_config_init does) so that the library can grow
+ * this struct: it reads only the fields an older caller knew about. */
+typedef struct kb_client_config {
+  size_t struct_size;
+  const char* const* servers;  /* server_count addresses, copied by kb_client_open */
+  size_t server_count;
+  uint32_t timeout_ms;          /* deadline of one call, all servers included; 0 = 5000 */
+  uint32_t attempt_timeout_ms;  /* one attempt at one server; 0 = 1000 */
+  int random_start;             /* non-zero: start each call at a random server */
+} kb_client_config;
+
+KB_EXPORT void kb_client_config_init(kb_client_config* config);
+/* KB_INVALID_ARGUMENT for no servers or an address that does not parse. */
+KB_EXPORT kb_status kb_client_open(const kb_client_config* config, kb_client** out);
+/* One ID; KB_UNAVAILABLE when no server gave one within timeout_ms. */
+KB_EXPORT kb_status kb_client_fetch(kb_client* client, uint64_t* out);
+/* n IDs (1 <= n <= 1000), strictly increasing, in one request to one server. */
+KB_EXPORT kb_status kb_client_fetch_multi(kb_client* client, uint64_t* out, size_t n);
+/* Closes the connections and frees the handle; NULL is allowed. */
+KB_EXPORT kb_status kb_client_close(kb_client* client);
+
 #ifdef __cplusplus
 }  /* extern "C" */
 #endif

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "katsubushi/c/c_abi_last_error.h"
 #include "katsubushi/embedded/generator.h"
 
 struct kb_generator {
@@ -13,12 +14,16 @@ struct kb_generator {
   katsubushi::IdLayout layout = katsubushi::IdLayout::Default();
 };
 
+// Shared with katsubushi_client_c.cc (c_abi_last_error.h).
+namespace katsubushi::c_abi {
+thread_local std::string t_last_error;
+}  // namespace katsubushi::c_abi
+
 namespace {
 
 using katsubushi::Status;
 using katsubushi::StatusCode;
-
-thread_local std::string t_last_error;
+using katsubushi::c_abi::t_last_error;
 
 kb_status Fail(kb_status status, std::string_view detail) {
   t_last_error.assign(detail);

@@ -120,7 +120,10 @@ constexpr Flag kFlags[] = {
     {"lease-expiry", false, "duration",
      "expiry of the Redis worker id lease key. Shorter frees a crashed holder's id sooner.",
      "10m0s",
-     [](Config& c, std::string_view v) { return ParseIdleTimeout(v, &c.lease_expiry); }},
+     [](Config& c, std::string_view v) {
+       c.lease_expiry_given = true;
+       return ParseIdleTimeout(v, &c.lease_expiry);
+     }},
     {"state-file", false, "string",
      "file recording the last issued time of a static -worker-id, waited out at restart", "",
      [](Config& c, std::string_view v) -> SetError { c.state_file = v; return std::nullopt; }},
@@ -136,6 +139,10 @@ constexpr Flag kFlags[] = {
      [](Config& c, std::string_view v) { return ParseBool(v, &c.show_version); }},
     {"threads", false, "int", "io threads. 0 means one per CPU core.", "0",
      [](Config& c, std::string_view v) { return ParseInt(v, &c.threads); }},
+    {"lambda-extension", true, "",
+     "run as an AWS Lambda extension (needs AWS_LAMBDA_RUNTIME_API): listen on 127.0.0.1 only, "
+     "lease the worker id from -redis per environment",
+     "false", [](Config& c, std::string_view v) { return ParseBool(v, &c.lambda_extension); }},
 };
 
 const Flag* FindFlag(std::string_view name) {

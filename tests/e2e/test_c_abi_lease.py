@@ -74,6 +74,23 @@ def test_lease_is_lazy_confirmed_per_invocation_and_released(lib, rds):
     assert int(rds.client.get("{%s:id:%d}:watermark" % (NS, worker_of(moved)))) >= ms_of(moved)
 
 
+def test_calls_after_close_say_closed(lib, rds):
+    gen = kb_ctypes.Generator(lib, redis_url=rds.url(), min_id=20, max_id=30)
+    status, first = gen.next_id()
+    assert status == kb_ctypes.KB_OK
+    assert gen.close() == kb_ctypes.KB_OK
+    assert rds.client.keys(f"{NS}:id:*") == []  # released
+    # Every call on the closed handle, a second close (a finalizer) too.
+    assert gen.next_id()[0] == kb_ctypes.KB_CLOSED
+    assert b"closed" in lib.kb_last_error()
+    assert gen.next_ids(3)[0] == kb_ctypes.KB_CLOSED
+    assert gen.worker_id()[0] == kb_ctypes.KB_CLOSED
+    assert gen.invocation_begin() == kb_ctypes.KB_CLOSED
+    assert lib.kb_decode(gen.handle, first, kb_ctypes.KbIdParts()) == kb_ctypes.KB_CLOSED
+    assert gen.close() == kb_ctypes.KB_CLOSED
+    assert rds.client.keys(f"{NS}:id:*") == []  # nothing acquired again
+
+
 def test_redis_unreachable_refuses_rather_than_guesses(lib, rds):
     gen = kb_ctypes.Generator(lib, redis_url=rds.url(), min_id=1, max_id=3)
     assert gen.next_id()[0] == kb_ctypes.KB_OK

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "lambda/event.h"
+#include "lambda/extension_client.h"
 #include "lambda/json.h"
 
 namespace katsubushi::lambda {
@@ -112,6 +113,28 @@ TEST(LambdaEventTest, Base64AndUrlEncoding) {
   EXPECT_FALSE(Base64Decode("a").has_value());
   EXPECT_FALSE(Base64Decode("a!==").has_value());
   EXPECT_EQ(UrlEncode("a-z_0.9~ /?é"), "a-z_0.9~%20%2F%3F%C3%A9");
+}
+
+TEST(ExtensionEventTest, InvokeAndShutdownAsAwsSendsThem) {
+  std::string error;
+  auto invoke = DecodeExtensionEvent(R"({"eventType":"INVOKE","deadlineMs":1596036820000,
+      "requestId":"3da1f2dc-3222-475e-9205-e2e6c6318895",
+      "invokedFunctionArn":"arn:aws:lambda:us-east-1:123456789012:function:f",
+      "tracing":{"type":"X-Amzn-Trace-Id","value":"Root=1-5f35ae12-0c0fec141ab77a00bc047aa2"}})", &error);
+  ASSERT_TRUE(invoke.has_value()) << error;
+  EXPECT_EQ(invoke->type, ExtensionEvent::Type::kInvoke);
+  EXPECT_EQ(invoke->deadline_ms, 1596036820000);
+  EXPECT_EQ(invoke->request_id, "3da1f2dc-3222-475e-9205-e2e6c6318895");
+  auto shutdown = DecodeExtensionEvent(
+      R"({"eventType":"SHUTDOWN","shutdownReason":"spindown","deadlineMs":1596036822000})", &error);
+  ASSERT_TRUE(shutdown.has_value()) << error;
+  EXPECT_EQ(shutdown->type, ExtensionEvent::Type::kShutdown);
+  EXPECT_EQ(shutdown->shutdown_reason, "spindown");
+  EXPECT_EQ(shutdown->deadline_ms, 1596036822000);
+  for (const char* bad : {R"({"eventType":"RESTORE"})", R"([])", "{", R"({"deadlineMs":1})"}) {
+    EXPECT_FALSE(DecodeExtensionEvent(bad, &error).has_value()) << bad;
+    EXPECT_FALSE(error.empty());
+  }
 }
 
 }  // namespace

@@ -11,6 +11,7 @@ IssueError IssueErrorOf(const Status& status) {
   if (status == kBadIdCount) return IssueError::kBadCount;
   if (status == kNoWorkerId) return IssueError::kNoLease;
   if (status == kLeaseExpired) return IssueError::kLeasePastDeadline;
+  if (status == kBehindWatermark) return IssueError::kWatermarkAhead;
   return IssueError::kOther;
 }
 
@@ -22,6 +23,7 @@ std::string_view IssueErrorName(IssueError error) {
     case IssueError::kBadCount: return "bad_id_count";
     case IssueError::kNoLease: return "no_worker_id";
     case IssueError::kLeasePastDeadline: return "lease_expired";
+    case IssueError::kWatermarkAhead: return "clock_behind_watermark";
     case IssueError::kOther:
     case IssueError::kCount: break;
   }
@@ -111,8 +113,11 @@ Status GeneratorCore::Reserve(uint64_t n, uint64_t* first_slot, uint32_t* worker
     const int64_t now_micros = clock_.NowUnixMicros();
     // The ID's time is now_micros, read before the check: an ID is never
     // stamped with a time at or past the deadline, however long this thread
-    // is preempted before its CAS.
-    if (now_micros >= lease_valid_until_micros_.load(std::memory_order_acquire)) {
+    // is preempted before its CAS. Acquire pairs with the release in
+    // ExtendLease()/Resume(): whoever recorded the promise behind this
+    // deadline did so before publishing it.
+    const int64_t deadline_micros = lease_valid_until_micros_.load(std::memory_order_acquire);
+    if (now_micros >= deadline_micros) {
       if (Status s = refresh(LeaseRefresher::Reason::kDeadline, kLeaseExpired); !s.ok()) return s;
       state = state_.load(std::memory_order_relaxed);
       continue;
@@ -128,15 +133,19 @@ Status GeneratorCore::Reserve(uint64_t n, uint64_t* first_slot, uint32_t* worker
       state = state_.load(std::memory_order_relaxed);
       continue;
     }
-    if (last_tick > now_tick + max_rollback_ticks_) {
-      rollback_errors_.fetch_add(1, std::memory_order_relaxed);
-      return kClockMovedBackwards;
-    }
+    if (last_tick > now_tick + max_rollback_ticks_) return BehindLastSlot(last);
 
     const uint64_t first = now_tick > last_tick ? now_tick << seq_bits : last + 1;
     const uint64_t end = first + n - 1;
     const uint64_t end_tick = end >> seq_bits;
     if (end_tick > layout_.max_tick()) return kTimeOutOfRange;
+    // The last ID's stamp, not only the clock, must be before the deadline: a
+    // batch running ahead would otherwise carry ticks no promise covers.
+    if (layout_.UnixMillisAt(end_tick) * 1000 >= deadline_micros) {
+      if (Status s = refresh(LeaseRefresher::Reason::kDeadline, kLeaseExpired); !s.ok()) return s;
+      state = state_.load(std::memory_order_relaxed);
+      continue;
+    }
 
     // Stay on the tick we were on (a small rollback), or run ahead by `lead`.
     if (end_tick > std::max(now_tick + lead, last_tick)) {
@@ -158,6 +167,12 @@ Status GeneratorCore::Reserve(uint64_t n, uint64_t* first_slot, uint32_t* worker
   }
 }
 
+Status GeneratorCore::BehindLastSlot(uint64_t last) {
+  if (last == floor_slot_.load(std::memory_order_relaxed)) return kBehindWatermark;
+  rollback_errors_.fetch_add(1, std::memory_order_relaxed);
+  return kClockMovedBackwards;
+}
+
 Status GeneratorCore::AdvancePast(int64_t unix_millis, std::chrono::milliseconds max_wait) {
   const int64_t tick = layout_.TickAt(unix_millis);
   if (tick < 0) return Status::Ok();
@@ -171,6 +186,7 @@ Status GeneratorCore::AdvancePast(int64_t unix_millis, std::chrono::milliseconds
          !state_.compare_exchange_weak(state, (state & ~kSlotMask) | floor,
                                        std::memory_order_relaxed)) {
   }
+  floor_slot_.store(floor, std::memory_order_relaxed);
 
   const int64_t pass_micros = layout_.UnixMillisAt(static_cast<uint64_t>(tick) + 1) * 1000;
   const int64_t deadline = clock_.NowUnixMicros() +
@@ -191,8 +207,11 @@ Status GeneratorCore::CanIssue() const {
   if (now_micros < kEpochUnixMillis * 1000) return kClockBeforeEpoch;
   const uint64_t now_tick = static_cast<uint64_t>(layout_.TickAt(now_micros / 1000));
   if (now_tick > layout_.max_tick()) return kTimeOutOfRange;
-  const uint64_t last_tick = (state & kSlotMask) >> layout_.sequence_bits();
-  if (last_tick > now_tick + max_rollback_ticks_) return kClockMovedBackwards;
+  const uint64_t last = state & kSlotMask;
+  if ((last >> layout_.sequence_bits()) > now_tick + max_rollback_ticks_) {
+    return last == floor_slot_.load(std::memory_order_relaxed) ? kBehindWatermark
+                                                                : kClockMovedBackwards;
+  }
   return Status::Ok();
 }
 

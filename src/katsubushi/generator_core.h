@@ -16,6 +16,9 @@
 //     of n may run ceil((n-1)/ids_per_tick) ticks ahead (the least needed to
 //     hand it out in one piece), and that after the clock steps back by up to
 //     `max_clock_rollback` the generator keeps using the tick it was on.
+//   * Under a lease, no ID is stamped at or after the lease deadline, the
+//     ticks a batch runs ahead included: LastMillisBefore(deadline) bounds
+//     every ID issued under it.
 //   * A clock more than `max_clock_rollback` behind the last ID gets
 //     kClockMovedBackwards; the generator recovers when the clock catches up.
 //
@@ -61,6 +64,9 @@ inline constexpr Status kNoWorkerId{StatusCode::kUnavailable,
                                     "no worker id held (waiting for a lease)"};
 inline constexpr Status kLeaseExpired{StatusCode::kUnavailable,
                                       "worker id lease is not confirmed (past its deadline)"};
+inline constexpr Status kBehindWatermark{
+    StatusCode::kUnavailable,
+    "clock has not passed the worker id's watermark (IDs a previous holder may have issued)"};
 
 // A label per error above, for counters and metrics.
 enum class IssueError : uint8_t {
@@ -70,11 +76,20 @@ enum class IssueError : uint8_t {
   kBadCount,
   kNoLease,
   kLeasePastDeadline,
+  kWatermarkAhead,
   kOther,
   kCount,
 };
 IssueError IssueErrorOf(const Status& status);
 std::string_view IssueErrorName(IssueError error);
+
+// The latest Unix ms an ID issued strictly before `deadline_micros` can carry.
+// A holder that records this before it may issue up to the deadline has made
+// a promise: none of its IDs, in any batch, is stamped after it. It is the
+// watermark a successor waits out (AdvancePast) and what -state-file writes.
+constexpr int64_t LastMillisBefore(int64_t deadline_micros) {
+  return deadline_micros > 0 ? (deadline_micros - 1) / 1000 : 0;
+}
 
 class GeneratorCore;
 
@@ -140,13 +155,14 @@ class GeneratorCore {
   Status NextN(std::span<uint64_t> out);
 
   // Restart safety: never issue an ID in the tick that holds `unix_millis` or
-  // earlier, then wait up to `max_wait` for the clock to pass that tick. If the
-  // wait times out the floor still holds: Next() answers kClockMovedBackwards
-  // until the clock passes it.
+  // earlier, then wait up to `max_wait` for the clock to pass that tick (0:
+  // do not wait). If the wait times out the floor still holds: Next() answers
+  // kBehindWatermark until the clock passes it.
   Status AdvancePast(int64_t unix_millis, std::chrono::milliseconds max_wait);
 
   // Whether Next() would issue now, without issuing: kNoWorkerId when
-  // suspended, kLeaseExpired past the lease deadline, kClockMovedBackwards
+  // suspended, kLeaseExpired past the lease deadline, kBehindWatermark while
+  // the clock has not passed the floor AdvancePast() set, kClockMovedBackwards
   // when the clock is too far behind the last ID, kClockBeforeEpoch or
   // kTimeOutOfRange when it is outside the layout. For health checks.
   Status CanIssue() const;
@@ -194,6 +210,9 @@ class GeneratorCore {
   // Reserves n consecutive slots; on success *first_slot is the first of them
   // and *worker_id the worker id they belong to.
   Status Reserve(uint64_t n, uint64_t* first_slot, uint32_t* worker_id);
+  // The refusal for a clock too far behind the last slot `last`: a floor
+  // nothing has been issued above yet is a watermark being waited out.
+  Status BehindLastSlot(uint64_t last);
 
   Clock& clock_;
   const IdLayout layout_;
@@ -206,6 +225,8 @@ class GeneratorCore {
   // written about once a second.
   alignas(64) std::atomic<uint64_t> state_;
   std::atomic<int64_t> lease_valid_until_micros_;
+  // The last floor AdvancePast() set (0: none). Read only to word a refusal.
+  std::atomic<uint64_t> floor_slot_{0};
 
   alignas(64) std::atomic<uint64_t> waits_{0};
   std::atomic<uint64_t> rollbacks_absorbed_{0};

@@ -61,6 +61,32 @@ TEST(GeneratorLeaseTest, DeadlineIsCheckedOnEveryIssueAndExtendedByRenewal) {
   EXPECT_EQ(kDefault.WorkerIdOf(*id), 3u);
 }
 
+TEST(GeneratorLeaseTest, ABatchRunningAheadNeverCarriesTheDeadlinesTick) {
+  ManualClock clock(kStartMicros);
+  auto gen = MakeLeased(clock);
+  // The deadline is the start of the next ms: this ms may be used up, but a
+  // batch may not run ahead onto the next one.
+  ASSERT_TRUE(gen->Resume(3, kStartMicros + 1000).ok());
+  std::vector<uint64_t> fill(kDefault.ids_per_tick() - 1);
+  ASSERT_TRUE(gen->NextN(fill).ok());
+  uint64_t two[2];
+  EXPECT_EQ(gen->NextN(two), kLeaseExpired);
+  Result<uint64_t> last = gen->Next();  // the tick's last ID is still fine
+  ASSERT_TRUE(last.ok());
+  EXPECT_EQ(kDefault.Decode(*last).unix_millis, kStartMillis);
+  EXPECT_LE(kDefault.Decode(*last).unix_millis, LastMillisBefore(kStartMicros + 1000));
+  gen->ExtendLease(kStartMicros + 1001);
+  ASSERT_TRUE(gen->NextN(two).ok());
+  EXPECT_EQ(kDefault.Decode(two[1]).unix_millis, kStartMillis + 1);
+}
+
+TEST(GeneratorLeaseTest, LastMillisBeforeIsTheLatestStampBeforeADeadline) {
+  EXPECT_EQ(LastMillisBefore(kStartMicros + 1000), kStartMillis);
+  EXPECT_EQ(LastMillisBefore(kStartMicros + 1), kStartMillis);
+  EXPECT_EQ(LastMillisBefore(kStartMicros), kStartMillis - 1);
+  EXPECT_EQ(LastMillisBefore(0), 0);
+}
+
 TEST(GeneratorLeaseTest, StaticWorkerIdHasNoDeadline) {
   ManualClock clock(kStartMicros);
   GeneratorOptions options;

@@ -2,7 +2,11 @@
 // broadcast payload, candidate choice, the fencing deadline, the state file.
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <regex>
+#include <set>
 
 #include "katsubushi/lease/raus_protocol.h"
 #include "katsubushi/lease/redis_url.h"
@@ -100,12 +104,43 @@ TEST(RausProtocolTest, CandidatesAreTheLowestTenFreeIds) {
 }
 
 TEST(RausProtocolTest, UuidIsVersion4Text) {
-  std::mt19937_64 rng(42);
   const std::regex v4("^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$");
-  const std::string a = NewUuid(rng);
-  const std::string b = NewUuid(rng);
+  const std::string a = NewUuid();
+  const std::string b = NewUuid();
   EXPECT_TRUE(std::regex_match(a, v4)) << a;
   EXPECT_NE(a, b);
+}
+
+// The uuid is a holder's identity in the compare-and-set scripts. Processes
+// forked from one parent start from identical memory (any PRNG state in it
+// included), the closest two processes can come to "identical conditions":
+// their uuids must still differ.
+TEST(RausProtocolTest, UuidsOfProcessesStartedAlikeDiffer) {
+  constexpr int kChildren = 8;
+  // Drawn before the forks, so that any state behind NewUuid() is set up and
+  // copied into every child.
+  std::set<std::string> seen{NewUuid()};
+  for (int i = 0; i < kChildren; ++i) {
+    int fds[2];
+    ASSERT_EQ(pipe(fds), 0);
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      const std::string uuid = NewUuid();
+      const ssize_t written = write(fds[1], uuid.data(), uuid.size());
+      _exit(written == static_cast<ssize_t>(uuid.size()) ? 0 : 1);
+    }
+    close(fds[1]);
+    char buffer[64] = {};
+    const ssize_t n = read(fds[0], buffer, sizeof buffer);
+    close(fds[0]);
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ASSERT_EQ(n, 36);
+    seen.insert(std::string(buffer, static_cast<size_t>(n)));
+  }
+  EXPECT_EQ(seen.size(), static_cast<size_t>(kChildren) + 1);
 }
 
 TEST(RausProtocolTest, DeadlineFollowsTheDesignFormula) {

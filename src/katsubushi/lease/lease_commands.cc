@@ -42,13 +42,22 @@ LeaseReply SetIfAbsent(RedisClient& client, std::string_view ns, uint32_t worker
   return reply.type == RedisReply::Type::kNil ? LeaseReply::kNotOurs : LeaseReply::kOk;
 }
 
-std::optional<int64_t> ReadWatermark(RedisClient& client, std::string_view ns, uint32_t worker_id) {
+LeaseReply ClaimWatermark(RedisClient& client, std::string_view ns, uint32_t worker_id,
+                          std::string_view uuid, int64_t promise_ms, int64_t* previous,
+                          std::string* error_reply) {
   RedisReply reply;
-  if (!client.Run({"GET", WatermarkKey(ns, worker_id)}, &reply) || reply.is_error()) {
-    return std::nullopt;
+  if (!client.Run({"EVAL", kClaimScript, "2", LockKey(ns, worker_id), WatermarkKey(ns, worker_id),
+                   uuid, std::to_string(promise_ms), WatermarkTtlMillis()},
+                  &reply)) {
+    return LeaseReply::kNoAnswer;
   }
-  if (reply.type != RedisReply::Type::kString) return 0;
-  return std::strtoll(reply.str.c_str(), nullptr, 10);
+  if (reply.is_error() || reply.type != RedisReply::Type::kInteger) {
+    *error_reply = reply.is_error() ? reply.str : "unexpected reply to the watermark claim";
+    return LeaseReply::kNoAnswer;
+  }
+  if (reply.integer < 0) return LeaseReply::kNotOurs;
+  *previous = reply.integer;
+  return LeaseReply::kOk;
 }
 
 bool PublishHolder(RedisClient& client, std::string_view ns, uint32_t worker_id, std::string_view uuid) {
@@ -58,22 +67,24 @@ bool PublishHolder(RedisClient& client, std::string_view ns, uint32_t worker_id,
 }
 
 LeaseReply Renew(RedisClient& client, std::string_view ns, uint32_t worker_id,
-                 std::string_view uuid, std::chrono::milliseconds expiry, int64_t last_issued_ms,
+                 std::string_view uuid, std::chrono::milliseconds expiry, int64_t promise_ms,
                  std::string* error_reply) {
   RedisReply reply;
   const bool answered = client.Run(
       {"EVAL", kRenewScript, "2", LockKey(ns, worker_id), WatermarkKey(ns, worker_id), uuid,
-       std::to_string(expiry.count()), std::to_string(last_issued_ms), WatermarkTtlMillis()},
+       std::to_string(expiry.count()), std::to_string(promise_ms), WatermarkTtlMillis()},
       &reply);
   return ScriptReply(answered, reply, error_reply);
 }
 
 LeaseReply Release(RedisClient& client, std::string_view ns, uint32_t worker_id,
-                   std::string_view uuid, int64_t last_issued_ms, std::string* error_reply) {
+                   std::string_view uuid, int64_t watermark_ms, FinalWatermark mode,
+                   std::string* error_reply) {
   RedisReply reply;
   const bool answered = client.Run(
-      {"EVAL", kReleaseScript, "2", LockKey(ns, worker_id), WatermarkKey(ns, worker_id), uuid, "0",
-       std::to_string(last_issued_ms), WatermarkTtlMillis()},
+      {"EVAL", kReleaseScript, "2", LockKey(ns, worker_id), WatermarkKey(ns, worker_id), uuid,
+       mode == FinalWatermark::kExact ? "exact" : "raise", std::to_string(watermark_ms),
+       WatermarkTtlMillis()},
       &reply);
   return ScriptReply(answered, reply, error_reply);
 }

@@ -24,20 +24,30 @@ LeaseReply SetIfAbsent(RedisClient& client, std::string_view ns, uint32_t worker
                        std::string_view uuid, std::chrono::milliseconds expiry,
                        std::string* error_reply);
 
-// The id's watermark (last issued Unix ms by any holder); 0 when none;
-// nullopt when Redis did not answer.
-std::optional<int64_t> ReadWatermark(RedisClient& client, std::string_view ns, uint32_t worker_id);
+// Right after SET NX: records `promise_ms` (see kClaimScript) and sets
+// *previous to the watermark before it, which the new holder must wait out.
+LeaseReply ClaimWatermark(RedisClient& client, std::string_view ns, uint32_t worker_id,
+                          std::string_view uuid, int64_t promise_ms, int64_t* previous,
+                          std::string* error_reply);
 
 // PUBLISH <ns>:broadcast <uuid>:<id>, as every raus holder does each second.
 bool PublishHolder(RedisClient& client, std::string_view ns, uint32_t worker_id, std::string_view uuid);
 
-// Compare-and-set renewal recording `last_issued_ms` as the watermark.
+// Compare-and-set renewal raising the watermark to `promise_ms`, the promise
+// of the renewed lease. Only after kOk may the generator issue up to it.
 LeaseReply Renew(RedisClient& client, std::string_view ns, uint32_t worker_id,
-                 std::string_view uuid, std::chrono::milliseconds expiry, int64_t last_issued_ms,
+                 std::string_view uuid, std::chrono::milliseconds expiry, int64_t promise_ms,
                  std::string* error_reply);
 
-// Compare-and-delete release recording `last_issued_ms` as the watermark.
+// How a release records the watermark (see kReleaseScript).
+enum class FinalWatermark {
+  kExact,  // set it to the value: the holder knows the previous holders' watermark
+  kRaise,  // only raise it: the holder does not
+};
+
+// Compare-and-delete release recording `watermark_ms` as `mode` says.
 LeaseReply Release(RedisClient& client, std::string_view ns, uint32_t worker_id,
-                   std::string_view uuid, int64_t last_issued_ms, std::string* error_reply);
+                   std::string_view uuid, int64_t watermark_ms, FinalWatermark mode,
+                   std::string* error_reply);
 
 }  // namespace katsubushi::lease

@@ -1,6 +1,9 @@
 #include "katsubushi/lease/raus_protocol.h"
 
+#include <sys/random.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 
 namespace katsubushi::lease {
@@ -39,12 +42,37 @@ std::optional<Broadcast> ParseBroadcast(std::string_view payload) {
   return Broadcast{std::string(payload.substr(0, colon)), static_cast<uint32_t>(value)};
 }
 
-std::string NewUuid(std::mt19937_64& rng) {
-  uint8_t bytes[16];
-  for (int i = 0; i < 16; i += 8) {
-    const uint64_t r = rng();
-    for (int j = 0; j < 8; ++j) bytes[i + j] = static_cast<uint8_t>(r >> (8 * j));
+namespace {
+
+// Fills `out` from the kernel's CSPRNG. getrandom() blocks only until the
+// pool is first initialised at boot; a short read or EINTR is retried.
+void OsRandomBytes(uint8_t* out, size_t size) {
+  size_t done = 0;
+  while (done < size) {
+    const ssize_t n = getrandom(out + done, size - done, 0);
+    if (n > 0) {
+      done += static_cast<size_t>(n);
+    } else if (n < 0 && errno != EINTR) {
+      // No getrandom (a pre-3.17 kernel or a seccomp filter): random_device
+      // reads the same kernel source through /dev/urandom.
+      std::random_device device;
+      for (; done < size; ++done) out[done] = static_cast<uint8_t>(device());
+    }
   }
+}
+
+}  // namespace
+
+std::mt19937_64 SeededRng() {
+  uint32_t seed[8];
+  OsRandomBytes(reinterpret_cast<uint8_t*>(seed), sizeof seed);
+  std::seed_seq seq(std::begin(seed), std::end(seed));
+  return std::mt19937_64(seq);
+}
+
+std::string NewUuid() {
+  uint8_t bytes[16];
+  OsRandomBytes(bytes, sizeof bytes);
   bytes[6] = static_cast<uint8_t>((bytes[6] & 0x0f) | 0x40);  // version 4
   bytes[8] = static_cast<uint8_t>((bytes[8] & 0x3f) | 0x80);  // RFC 4122 variant
   static constexpr char kHex[] = "0123456789abcdef";

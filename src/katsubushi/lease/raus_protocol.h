@@ -47,7 +47,15 @@ struct Broadcast {
 std::optional<Broadcast> ParseBroadcast(std::string_view payload);
 
 // A random (version 4) UUID in its text form, as Go's uuid.NewRandom().String().
-std::string NewUuid(std::mt19937_64& rng);
+// Its 122 random bits come from the kernel (getrandom), never from a seeded
+// PRNG: the uuid is what tells two holders apart in the compare-and-set
+// scripts, so two processes must not be able to draw the same one (same
+// seed, or a PRNG state copied by fork()).
+std::string NewUuid();
+
+// A PRNG seeded from the kernel, for choices that need no secrecy (which free
+// id to try, retry jitter).
+std::mt19937_64 SeededRng();
 
 // Up to kMaxCandidates ids of [min_id, max_id] not in `used`, lowest first
 // (raus v0.1.0's order).
@@ -64,8 +72,33 @@ int64_t LeaseValidUntilMicros(int64_t sent_micros, std::chrono::milliseconds lea
 // expiries tests use, so that two renewals fit before the deadline.
 std::chrono::milliseconds RenewIntervalFor(std::chrono::milliseconds lease_expiry);
 
-// KEYS[1] lock key, KEYS[2] watermark key; ARGV[1] our uuid, ARGV[2] expiry
-// ms, ARGV[3] last issued Unix ms, ARGV[4] watermark ttl ms.
+// The watermark of a worker id is a promise: the latest Unix ms that any ID
+// issued under it by any holder can carry. A holder raises it to
+// LastMillisBefore(deadline) *before* its generator may issue up to that
+// deadline, so a holder cut off from Redis (partitioned, frozen) never issues
+// past what Redis already records, and a successor that waits until its own
+// clock passes the watermark never re-issues its IDs, whatever the two clocks
+// say. Only a clean release lowers it, to the exact last ms issued.
+
+// After SET NX: raises the watermark to our first promise and returns the
+// previous value (what the previous holders may have issued up to; 0 when
+// none), or -1 when the lock key is not ours.
+// KEYS[1] lock key, KEYS[2] watermark key; ARGV[1] our uuid, ARGV[2] promise
+// (Unix ms), ARGV[3] watermark ttl ms.
+inline constexpr std::string_view kClaimScript = R"lua(
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+local w = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
+if tonumber(ARGV[2]) > w then
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+else
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+end
+return w
+)lua";
+
+// Renewal: extends the lock key when it is ours and raises the watermark to
+// the promise of the renewed lease. KEYS as above; ARGV[1] our uuid, ARGV[2]
+// expiry ms, ARGV[3] promise (Unix ms), ARGV[4] watermark ttl ms.
 // Returns 1 when the key was ours (and is now extended), 0 when it was not.
 inline constexpr std::string_view kRenewScript = R"lua(
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -79,12 +112,18 @@ end
 return 1
 )lua";
 
-// Same keys and arguments (ARGV[2] unused); deletes the lock key when it is
-// ours, recording the final watermark first. Returns 1 or 0 as above.
+// Release: deletes the lock key when it is ours, recording the final
+// watermark first. KEYS as above; ARGV[1] our uuid, ARGV[2] "exact" or
+// "raise", ARGV[3] Unix ms, ARGV[4] watermark ttl ms. "exact" replaces our
+// own promises with the exact last ms issued (only a holder that knows the
+// previous holders' watermark may, since it must not go below it); "raise"
+// only raises it. Returns 1 or 0 as above.
 inline constexpr std::string_view kReleaseScript = R"lua(
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 local w = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
-if tonumber(ARGV[3]) > w then redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4]) end
+if ARGV[2] == 'exact' or tonumber(ARGV[3]) > w then
+  redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
+end
 redis.call('DEL', KEYS[1])
 return 1
 )lua";

@@ -1,5 +1,6 @@
 #include "katsubushi/lease/redis_lease_keeper.h"
 
+#include <algorithm>
 #include <set>
 
 #include "katsubushi/lease/lease_commands.h"
@@ -19,7 +20,7 @@ RedisLeaseKeeper::RedisLeaseKeeper(GeneratorCore& generator, Clock& clock,
       options_(std::move(options)),
       channel_(BroadcastChannel(options_.url.ns)),
       client_(options_.url, options_.timeouts),
-      rng_(std::random_device{}()) {}
+      rng_(SeededRng()) {}
 
 RedisLeaseKeeper::~RedisLeaseKeeper() { Stop(); }
 
@@ -77,6 +78,11 @@ void RedisLeaseKeeper::Run() {
 
     switch (Renew()) {
       case Renewal::kRenewed:
+        if (awaited_watermark_ms_ > 0 && clock_.NowUnixMicros() / 1000 > awaited_watermark_ms_) {
+          Log(LogLevel::kInfo, "the clock passed worker id " + std::to_string(worker_id_) +
+                                   "'s watermark; issuing IDs");
+          awaited_watermark_ms_ = 0;
+        }
         if (fenced_) {
           Log(LogLevel::kInfo, "worker id " + std::to_string(worker_id_) +
                                    " lease confirmed again; issuing IDs");
@@ -111,7 +117,7 @@ void RedisLeaseKeeper::Run() {
 }
 
 bool RedisLeaseKeeper::Acquire() {
-  uuid_ = NewUuid(rng_);
+  uuid_ = NewUuid();
   std::set<uint32_t> used;
   const bool listened = client_.Listen(
       channel_, options_.discovery,
@@ -161,24 +167,43 @@ bool RedisLeaseKeeper::Acquire() {
       continue;
     }
 
-    // The id is ours. Its watermark: the last ms its previous holder issued.
+    // The id is ours. Promise what this lease allows before anything is
+    // issued under it, and learn what the previous holders promised.
     worker_id_ = id;
     held_ = true;
-    const std::optional<int64_t> watermark = ReadWatermark(client_, options_.url.ns, id);
-    if (!watermark) {
-      Log(LogLevel::kWarning, "cannot read the watermark of worker id " + std::to_string(id) +
-                                  "; releasing it and retrying: " + client_.error());
-      Release();
-      return false;
+    const int64_t valid_until = LeaseValidUntilMicros(sent_micros, options_.lease_expiry);
+    int64_t previous = 0;
+    switch (ClaimWatermark(client_, options_.url.ns, id, uuid_, LastMillisBefore(valid_until),
+                           &previous, &error_reply)) {
+      case LeaseReply::kOk:
+        break;
+      case LeaseReply::kNotOurs:  // expired between the two commands
+        held_ = false;
+        used.insert(id);
+        continue;
+      case LeaseReply::kNoAnswer:
+        Log(LogLevel::kWarning, "cannot record the watermark of worker id " + std::to_string(id) +
+                                    "; releasing it and retrying: " +
+                                    (error_reply.empty() ? client_.error() : error_reply));
+        previous_watermark_ms_ = -1;  // unknown: the release may only raise it
+        Release();
+        return false;
     }
-    if (*watermark > 0) {
-      if (Status s = generator_.AdvancePast(*watermark, options_.max_watermark_wait); !s.ok()) {
-        Log(LogLevel::kWarning, "the clock is behind worker id " + std::to_string(id) +
-                                    "'s watermark (" + std::to_string(*watermark) +
-                                    " ms); IDs are refused until it passes");
-      }
+    previous_watermark_ms_ = previous;
+    awaited_watermark_ms_ = 0;
+    if (previous > 0 && !generator_.AdvancePast(previous, milliseconds(0)).ok()) {
+      // Not waited out here: the renewals must go on meanwhile (a wait longer
+      // than the lease would lose the key), and the generator refuses on its
+      // own until the clock passes the floor.
+      awaited_watermark_ms_ = previous;
+      Log(LogLevel::kWarning,
+          "the clock is " + std::to_string(previous - clock_.NowUnixMicros() / 1000) +
+              " ms behind worker id " + std::to_string(id) + "'s watermark (" +
+              std::to_string(previous) +
+              " ms, the latest its previous holders may have issued); IDs are refused until "
+              "the clock passes it");
     }
-    valid_until_micros_ = LeaseValidUntilMicros(sent_micros, options_.lease_expiry);
+    valid_until_micros_ = valid_until;
     if (Status s = generator_.Resume(id, valid_until_micros_); !s.ok()) {
       Log(LogLevel::kError, "worker id " + std::to_string(id) + " does not fit the ID layout");
       Release();
@@ -195,10 +220,12 @@ RedisLeaseKeeper::Renewal RedisLeaseKeeper::Renew() {
   // Sent-time, not reply-time: the key's new expiry counts from no earlier.
   const int64_t sent_micros = clock_.NowUnixMicros();
   std::string error_reply;
+  const int64_t valid_until = LeaseValidUntilMicros(sent_micros, options_.lease_expiry);
   switch (lease::Renew(client_, options_.url.ns, worker_id_, uuid_, options_.lease_expiry,
-                       generator_.last_issued_unix_millis(), &error_reply)) {
+                       LastMillisBefore(valid_until), &error_reply)) {
     case LeaseReply::kOk:
-      valid_until_micros_ = LeaseValidUntilMicros(sent_micros, options_.lease_expiry);
+      // Redis records the promise first; only then may the generator use it.
+      valid_until_micros_ = valid_until;
       generator_.ExtendLease(valid_until_micros_);
       return Renewal::kRenewed;
     case LeaseReply::kNotOurs:
@@ -213,8 +240,12 @@ RedisLeaseKeeper::Renewal RedisLeaseKeeper::Renew() {
 void RedisLeaseKeeper::Release() {
   held_ = false;
   std::string error_reply;
+  // The generator is suspended, so its last slot is final. Its floor covers
+  // the previous holders' watermark only to the tick, hence the max.
+  const bool known = previous_watermark_ms_ >= 0;
   switch (lease::Release(client_, options_.url.ns, worker_id_, uuid_,
-                         generator_.last_issued_unix_millis(), &error_reply)) {
+                         std::max(previous_watermark_ms_, generator_.last_issued_unix_millis()),
+                         known ? FinalWatermark::kExact : FinalWatermark::kRaise, &error_reply)) {
     case LeaseReply::kOk:
       Log(LogLevel::kInfo, "released worker id " + std::to_string(worker_id_));
       break;

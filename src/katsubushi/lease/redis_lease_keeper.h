@@ -1,17 +1,22 @@
 // RedisLeaseKeeper: holds a worker id leased through Redis for a GeneratorCore,
 // on a thread of its own, and keeps the generator's lease hooks in step:
 //
-//   acquire   listen to the broadcast (3 s), SET NX a free id, read its
-//             restart watermark, AdvancePast() it, Resume() the generator
+//   acquire   listen to the broadcast (3 s), SET NX a free id, record our
+//             first promise in its watermark while reading the previous one,
+//             set the generator's floor there (AdvancePast, without waiting:
+//             the generator refuses with kBehindWatermark while the clock is
+//             behind it, and the renewals go on), Resume() the generator
 //   hold      every second: PUBLISH "<uuid>:<id>", renew by compare-and-set
-//             (recording the last issued ms), ExtendLease() from the time the
+//             (raising the watermark to the new deadline's promise), and only
+//             then ExtendLease() to that deadline, computed from the time the
 //             renewal was *sent*
 //   lost      the renewal finds another value (or none): Suspend() at once,
 //             never touch that key again, acquire again with a new uuid
 //   no Redis  keep issuing until the deadline (the generator refuses after
 //             it on its own), keep trying; a later renewal that finds the key
 //             still ours resumes at once
-//   stop      Suspend(), then release by compare-and-delete
+//   stop      Suspend(), then release by compare-and-delete, recording the
+//             exact last ms issued as the watermark
 //
 // Redis being unreachable or every id being taken is never fatal: the keeper
 // retries with capped exponential backoff and says so in the log.
@@ -46,9 +51,6 @@ struct RedisLeaseOptions {
   RedisTimeouts timeouts;
   std::chrono::milliseconds retry_min{200};
   std::chrono::milliseconds retry_max{5000};
-  // How long acquisition waits for the clock to pass the id's watermark
-  // before resuming anyway (the generator still refuses IDs below it).
-  std::chrono::milliseconds max_watermark_wait{5000};
   LogFunction log;
 };
 
@@ -94,6 +96,8 @@ class RedisLeaseKeeper {
   uint32_t worker_id_ = 0;
   std::string uuid_;
   int64_t valid_until_micros_ = 0;
+  int64_t previous_watermark_ms_ = 0;  // the previous holders', read at acquisition
+  int64_t awaited_watermark_ms_ = 0;   // > 0 while the clock is behind it (logged)
   bool fenced_ = false;  // the deadline passed without a renewal (logged once)
 
   std::mutex mu_;

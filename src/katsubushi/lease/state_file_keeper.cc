@@ -104,7 +104,7 @@ bool StateFileKeeper::Start(std::string* error) {
   }
   const int64_t now = clock_.NowUnixMicros();
   const int64_t until = now + std::chrono::microseconds(StateFileOptions::kHorizon).count();
-  if (!Write(until / 1000, error)) return false;
+  if (!Write(LastMillisBefore(until), error)) return false;
   if (Status s = generator_.Resume(options_.worker_id, until); !s.ok()) {
     *error = std::string(s.message());
     return false;
@@ -119,7 +119,7 @@ void StateFileKeeper::Run() {
     const int64_t until =
         clock_.NowUnixMicros() + std::chrono::microseconds(StateFileOptions::kHorizon).count();
     std::string error;
-    if (Write(until / 1000, &error)) {
+    if (Write(LastMillisBefore(until), &error)) {
       generator_.ExtendLease(until);
       if (write_failing_) Log(LogLevel::kInfo, "state file writable again; issuing IDs");
       write_failing_ = false;

@@ -6,12 +6,18 @@
 #include "katsubushi/lease/lease_commands.h"
 
 namespace katsubushi::lease {
+namespace {
+
+// A confirmation this recent answers a concurrent caller's request too.
+constexpr int64_t kJustConfirmedMicros = 100'000;
+
+}  // namespace
 
 SyncRedisLease::SyncRedisLease(Clock& clock, SyncLeaseOptions options)
     : clock_(clock),
       options_(std::move(options)),
       client_(options_.url, options_.timeouts),
-      rng_(std::random_device{}()) {}
+      rng_(SeededRng()) {}
 
 void SyncRedisLease::Log(LogLevel level, const std::string& message) const {
   if (options_.log) options_.log(level, message);
@@ -27,8 +33,10 @@ Status SyncRedisLease::Refresh(GeneratorCore& generator, Reason reason) {
   if (abandoned_) return kNoWorkerId;
   const int64_t now = clock_.NowUnixMicros();
   // Another thread may have refreshed while this one waited for the mutex.
+  // Before the deadline a kDeadline call is still due when nobody confirmed
+  // just now: a batch whose last ID would be stamped at the deadline asks.
   const bool current = held_ && !generator.suspended() && now < generator.lease_valid_until_micros();
-  if (current && (reason != Reason::kIdle || now - confirmed_at_micros_ < 100'000)) {
+  if (current && (reason == Reason::kSuspended || now - confirmed_at_micros_ < kJustConfirmedMicros)) {
     return Status::Ok();
   }
   if (!held_ || generator.suspended()) return AcquireLocked(generator);
@@ -41,18 +49,23 @@ Status SyncRedisLease::Revalidate(GeneratorCore& generator) {
   return RenewLocked(generator);
 }
 
+int64_t SyncRedisLease::DeadlineAfter(int64_t sent_micros) const {
+  // The renewal point (a third of the TTL) comes long before the fencing
+  // deadline, so crossing it renews; the fencing deadline stays the hard bound.
+  return std::min(sent_micros + std::chrono::microseconds(options_.ttl).count() / 3,
+                  LeaseValidUntilMicros(sent_micros, options_.ttl));
+}
+
 Status SyncRedisLease::RenewLocked(GeneratorCore& generator) {
   const int64_t sent = clock_.NowUnixMicros();
+  const int64_t deadline = DeadlineAfter(sent);
   std::string error_reply;
   const LeaseReply reply = Renew(client_, options_.url.ns, worker_id_, uuid_, options_.ttl,
-                                 generator.last_issued_unix_millis(), &error_reply);
+                                 LastMillisBefore(deadline), &error_reply);
   if (reply == LeaseReply::kOk) {
     PublishHolder(client_, options_.url.ns, worker_id_, uuid_);  // best effort, for Go discovery
     confirmed_at_micros_ = sent;
-    // The renewal point (a third of the TTL) comes long before the fencing
-    // deadline, so crossing it renews; the deadline stays the hard bound.
-    generator.ExtendLease(std::min(sent + std::chrono::microseconds(options_.ttl).count() / 3,
-                                   LeaseValidUntilMicros(sent, options_.ttl)));
+    generator.ExtendLease(deadline);  // only now: Redis holds its promise
     return Status::Ok();
   }
   if (reply == LeaseReply::kNoAnswer) {
@@ -73,7 +86,7 @@ Status SyncRedisLease::RenewLocked(GeneratorCore& generator) {
 Status SyncRedisLease::AcquireLocked(GeneratorCore& generator) {
   generator.Suspend();
   held_ = false;
-  uuid_ = NewUuid(rng_);
+  uuid_ = NewUuid();
   std::set<uint32_t> used;
   if (options_.discovery.count() > 0) {
     client_.Listen(BroadcastChannel(options_.url.ns), options_.discovery,
@@ -102,23 +115,33 @@ Status SyncRedisLease::AcquireLocked(GeneratorCore& generator) {
                                   (error_reply.empty() ? client_.error() : error_reply));
       return kRedisUnavailable;
     }
-    worker_id_ = id;
-    held_ = true;
-    const std::optional<int64_t> watermark = ReadWatermark(client_, options_.url.ns, id);
-    if (!watermark) {
+    // The id is ours: promise what this lease allows before anything is
+    // issued under it, and learn what the previous holders promised.
+    const int64_t deadline = DeadlineAfter(sent);
+    int64_t previous = 0;
+    const LeaseReply claim = ClaimWatermark(client_, options_.url.ns, id, uuid_,
+                                            LastMillisBefore(deadline), &previous, &error_reply);
+    if (claim == LeaseReply::kNotOurs) continue;  // expired between the two commands
+    if (claim == LeaseReply::kNoAnswer) {
       std::string ignored;
-      lease::Release(client_, options_.url.ns, id, uuid_, 0, &ignored);
-      held_ = false;
+      // The previous watermark is unknown: the release may only raise it.
+      lease::Release(client_, options_.url.ns, id, uuid_, generator.last_issued_unix_millis(),
+                     FinalWatermark::kRaise, &ignored);
       return kRedisUnavailable;
     }
-    if (*watermark > 0) generator.AdvancePast(*watermark, options_.max_watermark_wait);
-    confirmed_at_micros_ = sent;
-    if (Status s = generator.Resume(
-            id, std::min(sent + std::chrono::microseconds(options_.ttl).count() / 3,
-                         LeaseValidUntilMicros(sent, options_.ttl)));
-        !s.ok()) {
-      return s;
+    worker_id_ = id;
+    held_ = true;
+    previous_watermark_ms_ = previous;
+    // A short wait keeps a quick restart from failing its first call; a
+    // longer one is refused (kBehindWatermark) until the clock passes it.
+    if (previous > 0 && !generator.AdvancePast(previous, options_.max_watermark_wait).ok()) {
+      Log(LogLevel::kWarning,
+          "the clock is " + std::to_string(previous - clock_.NowUnixMicros() / 1000) +
+              " ms behind worker id " + std::to_string(id) + "'s watermark (" +
+              std::to_string(previous) + " ms); IDs are refused until the clock passes it");
     }
+    confirmed_at_micros_ = sent;
+    if (Status s = generator.Resume(id, deadline); !s.ok()) return s;
     PublishHolder(client_, options_.url.ns, id, uuid_);
     Log(LogLevel::kInfo, "Assigned worker-id: " + std::to_string(id) + " (lease " + uuid_ + ")");
     return Status::Ok();
@@ -134,8 +157,12 @@ Status SyncRedisLease::Release(GeneratorCore& generator) {
   if (abandoned_ || !held_) return Status::Ok();
   held_ = false;
   std::string error_reply;
-  const LeaseReply reply = lease::Release(client_, options_.url.ns, worker_id_, uuid_,
-                                          generator.last_issued_unix_millis(), &error_reply);
+  // Suspended: the last slot is final. The floor covers the previous
+  // holders' watermark only to the tick, hence the max.
+  const LeaseReply reply = lease::Release(
+      client_, options_.url.ns, worker_id_, uuid_,
+      std::max(previous_watermark_ms_, generator.last_issued_unix_millis()), FinalWatermark::kExact,
+      &error_reply);
   if (reply == LeaseReply::kNoAnswer) return kRedisUnavailable;
   return Status::Ok();
 }

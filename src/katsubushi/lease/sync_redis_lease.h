@@ -5,7 +5,9 @@
 //   * nothing happens at construction; the lease is acquired at the first ID;
 //   * the generator's deadline is the renewal point (a third of the TTL after
 //     the last confirmation), so the ID that crosses it renews synchronously
-//     (one compare-and-set round trip) before it is issued;
+//     (one compare-and-set round trip) before it is issued; each confirmation
+//     records that deadline as the id's watermark (a promise, see
+//     kClaimScript) before the generator may issue up to it;
 //   * Revalidate() confirms the lease the same way (one round trip): call it
 //     at the start of each invocation; the generator also asks after an idle
 //     gap (revalidate_after_idle), so a thawed process re-validates first;
@@ -79,6 +81,8 @@ class SyncRedisLease final : public LeaseRefresher {
  private:
   Status AcquireLocked(GeneratorCore& generator);
   Status RenewLocked(GeneratorCore& generator);
+  // The generator's deadline for a confirmation sent at `sent_micros`.
+  int64_t DeadlineAfter(int64_t sent_micros) const;
   void Log(LogLevel level, const std::string& message) const;
 
   Clock& clock_;
@@ -91,6 +95,7 @@ class SyncRedisLease final : public LeaseRefresher {
   uint32_t worker_id_ = 0;
   std::string uuid_;
   int64_t confirmed_at_micros_ = 0;
+  int64_t previous_watermark_ms_ = 0;  // the previous holders', read at acquisition
   bool abandoned_ = false;
 };
 

@@ -2,8 +2,6 @@
 
 #include <signal.h>
 
-#include <csignal>
-
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -19,15 +17,14 @@ namespace {
 
 namespace beast_http = boost::beast::http;
 
-// Set by SIGTERM/SIGINT. Lambda sends SIGTERM to the runtime when it shuts
-// an environment down (when extensions are registered): the loop then gives
-// the worker id back instead of leaving it to expire.
-volatile std::sig_atomic_t g_stop = 0;
+// Triggered by SIGTERM/SIGINT. Lambda sends SIGTERM to the runtime when it
+// shuts an environment down (when extensions are registered): the wait for
+// the next event ends and the loop gives the worker id back instead of
+// leaving it to expire.
+lambda::ApiInterrupter g_stop;
 
-void OnStopSignal(int) { g_stop = 1; }
+void OnStopSignal(int) { g_stop.Interrupt(); }
 
-// Without SA_RESTART, so that the blocking wait for the next event returns
-// (EINTR) and the loop sees g_stop at once.
 void InstallStopHandler() {
   struct sigaction action = {};
   action.sa_handler = OnStopSignal;
@@ -119,11 +116,11 @@ int RunLambda(const Config& config, const std::string& runtime_api) {
   };
   lambda::RuntimeClient client(runtime_api);
   for (;;) {
-    if (g_stop != 0) return stop();
+    if (g_stop.interrupted()) return stop();
     lambda::RuntimeClient::Invocation invocation;
     std::string error;
-    if (!client.Next(&invocation, &error)) {
-      if (g_stop != 0) return stop();
+    if (!client.Next(&invocation, &error, &g_stop)) {
+      if (g_stop.interrupted()) return stop();
       spdlog::error("{}", error);
       generator.Close();
       return 1;

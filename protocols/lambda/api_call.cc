@@ -1,5 +1,7 @@
 #include "lambda/api_call.h"
 
+#include <sys/socket.h>
+
 #include <boost/algorithm/string/predicate.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -14,7 +16,29 @@ namespace asio = boost::asio;
 namespace http = boost::beast::http;
 using tcp = asio::ip::tcp;
 
+// Publishes the call's socket to its interrupter for as long as it lives.
+class Published {
+ public:
+  Published(std::atomic<int>* slot, int fd) : slot_(slot) {
+    if (slot_ != nullptr) slot_->store(fd);
+  }
+  ~Published() {
+    if (slot_ != nullptr) slot_->store(-1);
+  }
+  Published(const Published&) = delete;
+  Published& operator=(const Published&) = delete;
+
+ private:
+  std::atomic<int>* slot_;
+};
+
 }  // namespace
+
+void ApiInterrupter::Interrupt() noexcept {
+  stop_.store(true);
+  const int fd = fd_.load();
+  if (fd >= 0) ::shutdown(fd, SHUT_RDWR);
+}
 
 ApiEndpoint ApiEndpoint::Parse(std::string_view api) {
   const size_t colon = api.rfind(':');
@@ -36,9 +60,21 @@ bool CallApi(const ApiEndpoint& endpoint, const ApiRequest& request, ApiReply* r
   tcp::resolver resolver(io);
   const auto endpoints = resolver.resolve(endpoint.host, endpoint.port, ec);
   tcp::socket socket(io);
+  ApiInterrupter* const interrupter = request.interrupter;
+  if (interrupter != nullptr && interrupter->interrupted()) {
+    reply->interrupted = true;
+    *error = "interrupted";
+    return false;
+  }
   if (!ec) asio::connect(socket, endpoints, ec);
+  const Published published(interrupter != nullptr ? &interrupter->fd_ : nullptr,
+                            socket.is_open() ? socket.native_handle() : -1);
+  if (interrupter != nullptr && interrupter->interrupted()) {
+    reply->interrupted = true;
+    *error = "interrupted";
+    return false;
+  }
   if (ec) {
-    reply->interrupted = ec == asio::error::interrupted;
     *error = "cannot reach the Lambda API at " + endpoint.host + ":" + endpoint.port + ": " +
              ec.message();
     return false;
@@ -59,7 +95,7 @@ bool CallApi(const ApiEndpoint& endpoint, const ApiRequest& request, ApiReply* r
   parser.body_limit(kMaxApiReplyBytes);
   if (!ec) http::read(socket, buffer, parser, ec);
   if (ec) {
-    reply->interrupted = ec == asio::error::interrupted;
+    reply->interrupted = interrupter != nullptr && interrupter->interrupted();
     *error = "Lambda API " + request.target + ": " + ec.message();
     return false;
   }

@@ -3,11 +3,11 @@
 // shared by RuntimeClient and ExtensionClient. No threads; the call returns
 // when the whole reply has been read (event/next is a long poll).
 //
-// A call interrupted by a signal (EINTR, with a handler installed without
-// SA_RESTART) fails with `interrupted` set, so a loop can notice a stop
-// request while it waits.
+// A call can be ended from a signal handler through an ApiInterrupter, so a
+// loop waiting in a long poll notices a stop request at once.
 #pragma once
 
+#include <atomic>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -28,7 +28,27 @@ struct ApiEndpoint {
   static ApiEndpoint Parse(std::string_view api);
 };
 
+struct ApiRequest;
+struct ApiReply;
+
+// Ends the call in progress (and every later one) from a signal handler:
+// Interrupt() is async-signal-safe (lock-free atomics and shutdown(2)). The
+// socket is published before the request is written and the flag checked
+// after, so a signal at any point ends the call instead of being missed.
+class ApiInterrupter {
+ public:
+  void Interrupt() noexcept;
+  bool interrupted() const noexcept { return stop_.load(); }
+
+ private:
+  friend bool CallApi(const ApiEndpoint&, const ApiRequest&, ApiReply*, std::string*);
+  std::atomic<bool> stop_{false};
+  std::atomic<int> fd_{-1};
+  static_assert(std::atomic<bool>::is_always_lock_free && std::atomic<int>::is_always_lock_free);
+};
+
 struct ApiRequest {
+  ApiInterrupter* interrupter = nullptr;  // optional
   bool post = false;
   std::string target;
   std::vector<std::pair<std::string, std::string>> headers;
@@ -39,7 +59,7 @@ struct ApiReply {
   unsigned status = 0;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
-  bool interrupted = false;  // the call failed because a signal interrupted it
+  bool interrupted = false;  // the call was ended by its ApiInterrupter
 
   // The first header named `name` (case-insensitive); empty when absent.
   std::string Header(std::string_view name) const;

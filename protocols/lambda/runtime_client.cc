@@ -29,8 +29,9 @@ ApiRequest Post(std::string target, std::string body, std::string_view error_typ
 
 RuntimeClient::RuntimeClient(std::string_view api) : endpoint_(ApiEndpoint::Parse(api)) {}
 
-bool RuntimeClient::Next(Invocation* out, std::string* error) {
+bool RuntimeClient::Next(Invocation* out, std::string* error, ApiInterrupter* interrupter) {
   ApiRequest request;
+  request.interrupter = interrupter;
   request.target = std::string(kBase) + "/invocation/next";
   ApiReply reply;
   if (!CallApi(endpoint_, request, &reply, error)) {

@@ -22,7 +22,7 @@ class RuntimeClient {
   struct Invocation {
     std::string request_id;  // Lambda-Runtime-Aws-Request-Id
     std::string body;
-    bool interrupted = false;  // Next() failed because a signal arrived
+    bool interrupted = false;  // Next() was ended by the interrupter
   };
 
   // `api` is AWS_LAMBDA_RUNTIME_API: "host:port".
@@ -32,7 +32,8 @@ class RuntimeClient {
 
   // Each returns false (and says why in *error) when the Runtime API could not
   // be reached or did not accept the call.
-  bool Next(Invocation* out, std::string* error);
+  // `interrupter` (optional, not owned) can end the wait for the next event.
+  bool Next(Invocation* out, std::string* error, ApiInterrupter* interrupter = nullptr);
   bool Respond(std::string_view request_id, std::string_view body, std::string* error);
   bool ReportError(std::string_view request_id, std::string_view type, std::string_view message,
                    std::string* error);

@@ -100,6 +100,60 @@ def test_redis_unreachable_refuses_rather_than_guesses(lib, rds):
     assert b"Redis" in lib.kb_last_error()
 
 
+def set_calls(rds):
+    return rds.client.info("commandstats").get("cmdstat_set", {}).get("calls", 0)
+
+
+def test_exhausted_range_is_scanned_once_per_backoff_window(lib, rds):
+    holders = [kb_ctypes.Generator(lib, redis_url=rds.url(), min_id=1, max_id=2) for _ in range(2)]
+    assert all(h.next_id()[0] == kb_ctypes.KB_OK for h in holders)
+    gen = kb_ctypes.Generator(lib, redis_url=rds.url(), min_id=1, max_id=2)
+    before = set_calls(rds)
+    started = time.monotonic()
+    calls = 0
+    while time.monotonic() - started < 1.0:
+        assert gen.next_id()[0] == kb_ctypes.KB_UNAVAILABLE
+        assert b"no free worker id" in lib.kb_last_error()
+        calls += 1
+    scans = set_calls(rds) - before
+    # Windows of 100, 200, 400 ms (then 800): at most 4 scans of 2 ids in 1 s,
+    # whatever the number of calls (one scan per call would be 2 per call).
+    assert calls > 1000
+    assert 2 <= scans <= 8, scans
+    # A freed id is taken at the next scan, within the current window.
+    holders[0].close()
+    freed = time.monotonic()
+    while gen.next_id()[0] != kb_ctypes.KB_OK:
+        assert time.monotonic() - freed < 2.5
+        time.sleep(0.005)
+    assert gen.close() == kb_ctypes.KB_OK
+    holders[1].close()
+
+
+def test_a_set_whose_reply_was_lost_is_given_back(lib, rds):
+    gen = kb_ctypes.Generator(lib, redis_url=rds.url(), min_id=1, max_id=3)
+    # Redis hangs: the SET NX of the first acquisition is sent, its reply
+    # never comes (timeout). Thawed, Redis applies it: the key names this
+    # generator's first uuid, and nothing was issued under it.
+    rds.proc.send_signal(signal.SIGSTOP)
+    assert gen.next_id()[0] == kb_ctypes.KB_UNAVAILABLE
+    rds.proc.send_signal(signal.SIGCONT)
+    assert wait_for(lambda: len(rds.client.keys(f"{NS}:id:*")) == 1, 5)
+    (stale,) = rds.client.keys(f"{NS}:id:*")
+    stale_uuid = rds.client.get(stale)
+    # The next acquisition gives that key back before taking one.
+    deadline = time.monotonic() + 5
+    while (status := gen.next_id())[0] != kb_ctypes.KB_OK:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    keys = rds.client.keys(f"{NS}:id:*")
+    assert len(keys) == 1, keys
+    assert rds.client.get(keys[0]) != stale_uuid
+    assert keys[0] == f"{NS}:id:{worker_of(status[1])}"
+    assert gen.close() == kb_ctypes.KB_OK
+    assert rds.client.keys(f"{NS}:id:*") == []
+
+
 def run_user(lib_path, rds, min_id, max_id, ttl_ms, duration):
     return subprocess.Popen(
         [sys.executable, os.path.join(os.path.dirname(__file__), "kb_ctypes.py"), lib_path,

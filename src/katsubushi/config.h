@@ -52,6 +52,7 @@ struct Config {
   bool enable_stats = false;
   int debug_port = 8080;
   bool show_version = false;
+  bool health_check = false;       // query the running server's port, exit 0/1
   int threads = 0;                 // io threads; 0 = hardware concurrency
   bool lambda_extension = false;   // run as an AWS Lambda extension (with AWS_LAMBDA_RUNTIME_API)
 };

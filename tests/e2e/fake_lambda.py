@@ -197,13 +197,17 @@ class FakeLambda:
         asks for the next event), as Lambda does before freezing."""
         with self.done:
             calls = ext.next_calls
+        self.send_invoke_async(ext, request_id)
+        with self.done:
+            assert self.done.wait_for(lambda: ext.next_calls > calls, timeout), "INVOKE not finished"
+
+    def send_invoke_async(self, ext, request_id="req-1"):
+        """Delivers INVOKE without waiting for the extension."""
         ext.queue.put({"eventType": "INVOKE", "deadlineMs": int(time.time() * 1000) + 30000,
                        "requestId": request_id,
                        "invokedFunctionArn": f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}",
                        "tracing": {"type": "X-Amzn-Trace-Id",
                                    "value": "Root=1-5f35ae12-0c0fec141ab77a00bc047aa2;Sampled=1"}})
-        with self.done:
-            assert self.done.wait_for(lambda: ext.next_calls > calls, timeout), "INVOKE not finished"
 
     def send_shutdown(self, ext, budget_ms=2000, reason="spindown"):
         deadline = int(time.time() * 1000) + budget_ms

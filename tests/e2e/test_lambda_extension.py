@@ -187,7 +187,7 @@ def test_capacity_bound_is_a_clear_error_then_an_id_once_one_is_freed(katsubushi
             started = time.monotonic()
             with pytest.raises(Exception) as refused:
                 mc.get("id")
-            assert time.monotonic() - started < 0.05
+            assert time.monotonic() - started < 0.25  # a Redis timeout would be 1 s
             assert "SERVER_ERROR" in str(refused.value) or "no free worker id" in str(refused.value)
         code, body = ext.curl("/id")
         assert code == 503 and "no free worker id" in body

@@ -52,6 +52,9 @@ lease::LogFunction LeaseLog() {
 
 bool IsLambdaExtension(const Config& config, std::string_view argv0) {
   if (config.lambda_extension) return true;
+  // Read directly too: when another setting is invalid, ParseConfig may have
+  // stopped before this one, and the error must still go to the Extensions
+  // API as an init error rather than to the Runtime API.
   if (const char* env = std::getenv("KATSUBUSHI_LAMBDA_EXTENSION");
       env != nullptr && (std::string_view(env) == "1" || std::string_view(env) == "true")) {
     return true;
@@ -156,8 +159,10 @@ int RunExtension(const Config& config, const std::string& parse_error,
       // The function runs now: have its worker id confirmed (or acquired)
       // before its first request, not on it. Errors are answered by the
       // fronts themselves, in each protocol's terms.
-      Status s = generator.EnsureWorkerId();
-      if (s.ok()) s = generator.InvocationBegin();
+      // One round trip either way: a held id is confirmed, a missing one
+      // acquired (which confirms it too).
+      const Status s = generator.core().suspended() ? generator.EnsureWorkerId()
+                                                    : generator.InvocationBegin();
       if (!s.ok()) spdlog::warn("worker id lease: {}", s.message());
       continue;
     }

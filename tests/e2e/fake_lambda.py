@@ -69,8 +69,11 @@ class FakeLambda:
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
                     self.wfile.write(body)
+                    self.wfile.flush()
+                    return True
                 except (BrokenPipeError, ConnectionResetError):
                     self.close_connection = True  # the caller went away
+                    return False
 
             def client_gone(self):
                 """The caller hung up while waiting (a process that was stopped):
@@ -104,8 +107,12 @@ class FakeLambda:
                         if fake.closing:
                             return self.reply(500, b"shutting down")
                 body = event if isinstance(event, bytes) else json.dumps(event).encode()
-                self.reply(200, body, [("Lambda-Runtime-Aws-Request-Id", request_id),
-                                       ("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 30000))])
+                # A caller that hung up while we waited (a stopped process)
+                # does not get it: the event goes to the next caller.
+                if self.client_gone() or not self.reply(
+                        200, body, [("Lambda-Runtime-Aws-Request-Id", request_id),
+                                    ("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 30000))]):
+                    fake.events.put((request_id, event))
 
             def extension_next(self):
                 ext = fake.extensions.get(self.headers.get("Lambda-Extension-Identifier", ""))
@@ -124,7 +131,9 @@ class FakeLambda:
                     except queue.Empty:
                         if fake.closing:
                             return self.reply(500, b"shutting down")
-                self.reply(200, event, [("Lambda-Extension-Event-Identifier", str(uuid.uuid4()))])
+                if self.client_gone() or not self.reply(
+                        200, event, [("Lambda-Extension-Event-Identifier", str(uuid.uuid4()))]):
+                    ext.queue.put(event)
 
             def do_POST(self):
                 body = self.body()

@@ -11,7 +11,7 @@ namespace {
 // A confirmation this recent answers a concurrent caller's request too.
 constexpr int64_t kJustConfirmedMicros = 100'000;
 // SETs with a lost reply remembered for release; past this (a long outage
-// with many attempts) the oldest keys are left to expire.
+// with many attempts) further ones are left to expire.
 constexpr size_t kMaxUnknownSets = 64;
 
 }  // namespace
@@ -109,13 +109,18 @@ Status SyncRedisLease::Revalidate(GeneratorCore& generator) {
   return outcome;
 }
 
-void SyncRedisLease::ReleaseUnknownSetsLocked() {
-  std::erase_if(unknown_sets_, [&](const std::pair<uint32_t, std::string>& set) {
+bool SyncRedisLease::ReleaseUnknownSetsLocked() {
+  while (!unknown_sets_.empty()) {
+    const auto& [id, uuid] = unknown_sets_.back();
     std::string ignored;
     // Nothing was issued under it: the watermark is left as it is.
-    return lease::Release(client_, options_.url.ns, set.first, set.second, 0, FinalWatermark::kRaise,
-                          &ignored) != LeaseReply::kNoAnswer;
-  });
+    if (lease::Release(client_, options_.url.ns, id, uuid, 0, FinalWatermark::kRaise, &ignored) ==
+        LeaseReply::kNoAnswer) {
+      return false;  // still unreachable: one timeout per attempt, not one per key
+    }
+    unknown_sets_.pop_back();
+  }
+  return true;
 }
 
 int64_t SyncRedisLease::DeadlineAfter(int64_t sent_micros) const {
@@ -155,7 +160,10 @@ Status SyncRedisLease::RenewLocked(GeneratorCore& generator) {
 Status SyncRedisLease::AcquireLocked(GeneratorCore& generator) {
   generator.Suspend();
   held_ = false;
-  if (!unknown_sets_.empty()) ReleaseUnknownSetsLocked();
+  if (!ReleaseUnknownSetsLocked()) {
+    Log(LogLevel::kWarning, "cannot acquire a worker id: " + client_.error());
+    return kRedisUnavailable;
+  }
   uuid_ = NewUuid();
   std::set<uint32_t> used;
   if (options_.discovery.count() > 0) {

@@ -111,8 +111,9 @@ class SyncRedisLease final : public LeaseRefresher {
   Status LockForAttempt(std::unique_lock<std::mutex>& lock) const;
   // Starts, lengthens or (on success) ends the backoff after an attempt.
   void RecordAttempt(const Status& outcome);
-  // Releases the keys whose SET reply was lost, where they are ours.
-  void ReleaseUnknownSetsLocked();
+  // Releases the keys whose SET reply was lost, where they are ours; false
+  // when Redis does not answer (the rest are kept for the next attempt).
+  bool ReleaseUnknownSetsLocked();
   void Log(LogLevel level, const std::string& message) const;
 
   Clock& clock_;

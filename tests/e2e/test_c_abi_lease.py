@@ -210,3 +210,34 @@ def test_frozen_user_past_its_lease_never_duplicates(lib, rds):
     assert all(ms_of(i) > max(ms_of(j) for _, j in second_ids) for i in later)
     everything = [i for _, i in first_ids + second_ids]
     assert len(everything) == len(set(everything)), "an ID was issued twice"
+
+
+def test_the_python_binding_of_the_lambda_c_layer(lib, rds):
+    # python/katsubushi.py, as a function imports it (KATSUBUSHI_LIB names the library).
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "python"))
+    try:
+        import katsubushi
+    finally:
+        sys.path.pop(0)
+    with katsubushi.Generator(redis_url=rds.url(), min_worker_id=50, max_worker_id=59) as gen:
+        gen.invocation_begin()
+        ids = [gen.next_id() for _ in range(10)] + gen.next_ids(100)
+        assert ids == sorted(ids) and len(set(ids)) == 110
+        worker = gen.worker_id()
+        assert 50 <= worker <= 59
+        assert gen.decode(ids[0])[1] == worker and gen.decode(ids[0])[0] == ms_of(ids[0])
+        with pytest.raises(katsubushi.Error) as bad:
+            gen.next_ids(0)
+        assert bad.value.status == katsubushi.INVALID_ARGUMENT
+    assert rds.client.keys(f"{NS}:id:*") == []  # released on leaving the block
+    with pytest.raises(katsubushi.Error) as closed:
+        gen.next_id()
+    assert closed.value.status == katsubushi.CLOSED
+    gen.close()  # again: nothing
+    # Redis gone: UNAVAILABLE, as an exception with the library's message.
+    other = katsubushi.Generator(redis_url=rds.url(), min_worker_id=50, max_worker_id=59)
+    rds.stop(signal.SIGKILL)
+    with pytest.raises(katsubushi.Error) as down:
+        other.next_id()
+    assert down.value.status == katsubushi.UNAVAILABLE and "Redis" in down.value.message
+    del other  # the finalizer closes quietly

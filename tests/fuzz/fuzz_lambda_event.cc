@@ -2,7 +2,8 @@
 // beyond "no crash": a decoded event's body is no larger than the input;
 // its path starts with '/'; the reply we would send for it is valid JSON
 // that parses back to the same status and body; and any bytes written as a
-// JSON string parse back: to themselves when they are UTF-8.
+// JSON string parse back: to themselves when they are UTF-8. The Extensions
+// API event decoder gets the same bytes.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -10,6 +11,7 @@
 #include <string_view>
 
 #include "lambda/event.h"
+#include "lambda/extension_client.h"
 #include "lambda/json.h"
 
 using katsubushi::lambda::DecodeHttpEvent;
@@ -42,6 +44,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!quoted || !quoted->is_string()) std::abort();
   if (IsUtf8(input) && quoted->get_ref<const std::string&>() != input) std::abort();
 
+  // The same bytes as an Extensions API event: refused with a reason, or an
+  // INVOKE/SHUTDOWN.
+  error.clear();
+  if (!katsubushi::lambda::DecodeExtensionEvent(input, &error) && error.empty()) std::abort();
+
+  error.clear();
   std::optional<katsubushi::lambda::HttpEvent> event = DecodeHttpEvent(input, &error);
   if (!event) {
     if (error.empty()) std::abort();  // every refusal says why

@@ -12,7 +12,10 @@ microseconds, and server CPU seconds per million requests (utime+stime from
 /proc/PID/stat). Then RSS idle, and RSS with 5,000 idle connections that each
 did one get.
 
-Usage: bench/compare_memcached.py [--build build] [--duration 5] [--rounds 1]
+With --baseline PATH, a second katsubushi binary (e.g. one built before a
+change) runs in the same rotation and the ratios against it are printed too.
+
+Usage: bench/compare_memcached.py [--build build] [--duration 5] [--rounds 1] [--baseline PATH]
 """
 
 import argparse
@@ -72,16 +75,22 @@ class Server:
             self.proc.wait()
 
 
-def start_servers(build):
-    mc_port, kb_port = free_port(), free_port()
+def katsubushi_server(name, binary):
+    port = free_port()
+    return Server(name, [binary, "-worker-id=1", f"-port={port}", "-threads=1", "-log-level=error"], port)
+
+
+def start_servers(build, baseline):
+    mc_port = free_port()
     memcached = Server("memcached", ["memcached", "-u", "nobody", "-l", "127.0.0.1", "-p", str(mc_port),
                                      "-U", "0", "-t", "1", "-c", str(IDLE_CONNECTIONS + 1024)], mc_port)
     with socket.create_connection(("127.0.0.1", mc_port)) as s:
         s.sendall(b"set %s 0 0 %d\r\n%s\r\n" % (KEY.encode(), len(STORED_VALUE), STORED_VALUE))
         assert s.recv(64) == b"STORED\r\n"
-    katsubushi = Server("katsubushi", [os.path.join(build, "cmd/katsubushi/katsubushi"), "-worker-id=1",
-                                       f"-port={kb_port}", "-threads=1", "-log-level=error"], kb_port)
-    return [memcached, katsubushi]
+    servers = [memcached, katsubushi_server("katsubushi", os.path.join(build, "cmd/katsubushi/katsubushi"))]
+    if baseline:
+        servers.append(katsubushi_server("baseline", baseline))
+    return servers
 
 
 def run_load(build, server, args, duration, warmup):
@@ -123,10 +132,11 @@ def main():
     ap.add_argument("--rounds", type=int, default=1, help="repeat every shape; the best round counts")
     ap.add_argument("--only", default="", help="run only the shapes whose name contains this")
     ap.add_argument("--no-rss", action="store_true", help="skip the idle-connection RSS run")
+    ap.add_argument("--baseline", default="", help="another katsubushi binary to run alongside")
     args = ap.parse_args()
     build = os.path.abspath(args.build)
 
-    servers = start_servers(build)
+    servers = start_servers(build, os.path.abspath(args.baseline) if args.baseline else "")
     time.sleep(0.5)
     fresh_rss = {s.name: rss_kib(s.proc.pid) for s in servers}
     try:
@@ -147,7 +157,7 @@ def main():
     print(f"{'shape':40} {'server':11} {'req/s':>10} {'IDs/s':>11} {'p50us':>7} {'p99us':>7} "
           f"{'p999us':>7} {'cpu s/M':>8}")
     for name, _ in shapes:
-        for server in ("memcached", "katsubushi"):
+        for server in [s.name for s in servers]:
             r = results[(name, server)]
             print(f"{name:40} {server:11} {r['requests_per_second']:10.0f} {r['values_per_second']:11.0f} "
                   f"{r['p50_us']:7.1f} {r['p99_us']:7.1f} {r['p999_us']:7.1f} {r['cpu_s_per_million']:8.2f}")
@@ -155,6 +165,11 @@ def main():
         print(f"{'':40} {'ratio k/m':11} {k['requests_per_second'] / m['requests_per_second']:10.3f} "
               f"{'':11} {'':7} {k['p99_us'] / m['p99_us']:7.3f} {'':7} "
               f"{(k['cpu_s_per_million'] / m['cpu_s_per_million']) if m['cpu_s_per_million'] else 0:8.3f}")
+        if args.baseline:
+            b = results[(name, "baseline")]
+            print(f"{'':40} {'ratio k/b':11} {k['requests_per_second'] / b['requests_per_second']:10.3f} "
+                  f"{'':11} {'':7} {k['p99_us'] / b['p99_us']:7.3f} {'':7} "
+                  f"{(k['cpu_s_per_million'] / b['cpu_s_per_million']) if b['cpu_s_per_million'] else 0:8.3f}")
     print()
     for server, (after_load, held) in rss.items():
         print(f"RSS {server:11} fresh {fresh_rss[server] / 1024:6.1f} MiB   after the runs "

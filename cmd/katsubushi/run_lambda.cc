@@ -1,5 +1,7 @@
 #include "run_lambda.h"
 
+#include <signal.h>
+
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -14,6 +16,23 @@ namespace katsubushi {
 namespace {
 
 namespace beast_http = boost::beast::http;
+
+// Triggered by SIGTERM/SIGINT. Lambda sends SIGTERM to the runtime when it
+// shuts an environment down (when extensions are registered): the wait for
+// the next event ends and the loop gives the worker id back instead of
+// leaving it to expire.
+lambda::ApiInterrupter g_stop;
+
+void OnStopSignal(int) { g_stop.Interrupt(); }
+
+void InstallStopHandler() {
+  struct sigaction action = {};
+  action.sa_handler = OnStopSignal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = 0;
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
+}
 
 http::Request ToRequest(const lambda::HttpEvent& event) {
   http::Request request;
@@ -67,7 +86,9 @@ int RunLambda(const Config& config, const std::string& runtime_api) {
   options.redis_url = config.redis;
   options.min_worker_id = config.min_worker_id;
   options.max_worker_id = config.max_worker_id;
-  if (config.lease_expiry != Config::kDefaultLeaseExpiry) options.lease_ttl = config.lease_expiry;
+  // Lambda's default TTL is GeneratorConfig's (60 s); an explicit
+  // -lease-expiry wins, whatever its value.
+  if (config.lease_expiry_given) options.lease_ttl = config.lease_expiry;
   options.log = [](lease::LogLevel level, std::string_view message) {
     spdlog::log(level == lease::LogLevel::kError     ? spdlog::level::err
                 : level == lease::LogLevel::kWarning ? spdlog::level::warn
@@ -86,12 +107,22 @@ int RunLambda(const Config& config, const std::string& runtime_api) {
                                     return generator.core().CanIssue();
                                   },
                                   {}, {}};
+  InstallStopHandler();
+  auto stop = [&generator] {
+    const Status released = generator.Close();
+    if (!released.ok()) spdlog::warn("releasing the worker id: {}", released.message());
+    spdlog::info("stopped by signal; worker id released");
+    return 0;
+  };
   lambda::RuntimeClient client(runtime_api);
   for (;;) {
+    if (g_stop.interrupted()) return stop();
     lambda::RuntimeClient::Invocation invocation;
     std::string error;
-    if (!client.Next(&invocation, &error)) {
+    if (!client.Next(&invocation, &error, &g_stop)) {
+      if (g_stop.interrupted()) return stop();
       spdlog::error("{}", error);
+      generator.Close();
       return 1;
     }
     std::optional<lambda::HttpEvent> event = lambda::DecodeHttpEvent(invocation.body, &error);

@@ -2,6 +2,7 @@
 // a listening socket (the "same binary" pattern), when AWS_LAMBDA_RUNTIME_API
 // is set. The worker id comes from a Redis lease kept from the issue path;
 // a static -worker-id is refused, since every environment would share it.
+// SIGTERM (sent by Lambda at shutdown) releases the worker id and exits 0.
 #pragma once
 
 #include <string>

@@ -9,7 +9,7 @@ using Shape = HttpEvent::Shape;
 
 // "k=v&k2=v2" from an object of strings (or of arrays of strings), each
 // part passed through `encode` (identity for ALB, whose values are encoded).
-std::string JoinQuery(const JsonValue& params, bool encode) {
+std::string JoinQuery(const Json& params, bool encode) {
   std::string out;
   auto add = [&](std::string_view key, std::string_view value) {
     if (!out.empty()) out.push_back('&');
@@ -17,30 +17,31 @@ std::string JoinQuery(const JsonValue& params, bool encode) {
     out.push_back('=');
     out += encode ? UrlEncode(value) : std::string(value);
   };
-  for (const auto& [key, value] : params.members) {
+  for (const auto& [key, value] : params.items()) {
     if (value.is_string()) {
-      add(key, value.text);
+      add(key, value.get_ref<const std::string&>());
     } else if (value.is_array()) {
-      for (const JsonValue& item : value.items) {
-        if (item.is_string()) add(key, item.text);
+      for (const Json& item : value) {
+        if (item.is_string()) add(key, item.get_ref<const std::string&>());
       }
     }
   }
   return out;
 }
 
-void CollectHeaders(const JsonValue* single, const JsonValue* multi, HeaderList* out) {
+void CollectHeaders(const Json* single, const Json* multi, HeaderList* out) {
   if (multi != nullptr && multi->is_object()) {
-    for (const auto& [name, values] : multi->members) {
-      for (const JsonValue& v : values.items) {
-        if (v.is_string()) out->emplace_back(name, v.text);
+    for (const auto& [name, values] : multi->items()) {
+      if (!values.is_array()) continue;
+      for (const Json& v : values) {
+        if (v.is_string()) out->emplace_back(name, v.get_ref<const std::string&>());
       }
     }
     return;
   }
   if (single != nullptr && single->is_object()) {
-    for (const auto& [name, value] : single->members) {
-      if (value.is_string()) out->emplace_back(name, value.text);
+    for (const auto& [name, value] : single->items()) {
+      if (value.is_string()) out->emplace_back(name, value.get_ref<const std::string&>());
     }
   }
 }
@@ -97,46 +98,46 @@ std::optional<HttpEvent> DecodeHttpEvent(std::string_view json, std::string* err
     *error = "event larger than " + std::to_string(kMaxEventBytes) + " bytes";
     return std::nullopt;
   }
-  std::optional<JsonValue> doc = ParseJson(json, error);
+  std::optional<Json> doc = ParseJson(json, error);
   if (!doc) return std::nullopt;
   if (!doc->is_object()) {
     *error = "event is not a JSON object";
     return std::nullopt;
   }
   HttpEvent event;
-  const JsonValue* context = doc->Find("requestContext");
-  if (doc->StringOr("version", "") == "2.0") {
+  const Json* context = FindMember(*doc, "requestContext");
+  if (StringMember(*doc, "version", "") == "2.0") {
     event.shape = Shape::kHttpApiV2;
-    const JsonValue* http = context != nullptr ? context->Find("http") : nullptr;
-    event.method = http != nullptr ? std::string(http->StringOr("method", "")) : "";
-    event.path = doc->StringOr("rawPath", "");
-    event.query = doc->StringOr("rawQueryString", "");
-    CollectHeaders(doc->Find("headers"), nullptr, &event.headers);
-    if (const JsonValue* cookies = doc->Find("cookies"); cookies != nullptr && cookies->is_array()) {
+    const Json* http = context != nullptr ? FindMember(*context, "http") : nullptr;
+    event.method = http != nullptr ? std::string(StringMember(*http, "method", "")) : "";
+    event.path = StringMember(*doc, "rawPath", "");
+    event.query = StringMember(*doc, "rawQueryString", "");
+    CollectHeaders(FindMember(*doc, "headers"), nullptr, &event.headers);
+    if (const Json* cookies = FindMember(*doc, "cookies"); cookies != nullptr && cookies->is_array()) {
       std::string joined;
-      for (const JsonValue& c : cookies->items) {
+      for (const Json& c : *cookies) {
         if (!c.is_string()) continue;
         if (!joined.empty()) joined += "; ";
-        joined += c.text;
+        joined += c.get_ref<const std::string&>();
       }
       if (!joined.empty()) event.headers.emplace_back("cookie", joined);
     }
-  } else if (doc->Find("httpMethod") != nullptr) {
-    const bool alb = context != nullptr && context->Find("elb") != nullptr;
+  } else if (FindMember(*doc, "httpMethod") != nullptr) {
+    const bool alb = context != nullptr && FindMember(*context, "elb") != nullptr;
     event.shape = alb ? Shape::kAlb : Shape::kApiGatewayV1;
-    event.method = doc->StringOr("httpMethod", "");
-    event.path = doc->StringOr("path", "");
-    const JsonValue* multi_query = doc->Find("multiValueQueryStringParameters");
-    const JsonValue* query = doc->Find("queryStringParameters");
+    event.method = StringMember(*doc, "httpMethod", "");
+    event.path = StringMember(*doc, "path", "");
+    const Json* multi_query = FindMember(*doc, "multiValueQueryStringParameters");
+    const Json* query = FindMember(*doc, "queryStringParameters");
     const bool encode = !alb;  // ALB query values arrive still URL-encoded
     if (multi_query != nullptr && multi_query->is_object()) {
       event.query = JoinQuery(*multi_query, encode);
     } else if (query != nullptr && query->is_object()) {
       event.query = JoinQuery(*query, encode);
     }
-    const JsonValue* multi_headers = doc->Find("multiValueHeaders");
+    const Json* multi_headers = FindMember(*doc, "multiValueHeaders");
     event.multi_value = multi_headers != nullptr && multi_headers->is_object();
-    CollectHeaders(doc->Find("headers"), multi_headers, &event.headers);
+    CollectHeaders(FindMember(*doc, "headers"), multi_headers, &event.headers);
   } else {
     *error = "not an HTTP event (API Gateway, HTTP API, Function URL or ALB)";
     return std::nullopt;
@@ -146,44 +147,43 @@ std::optional<HttpEvent> DecodeHttpEvent(std::string_view json, std::string* err
     return std::nullopt;
   }
 
-  const JsonValue* body = doc->Find("body");
+  const Json* body = FindMember(*doc, "body");
   if (body != nullptr && body->is_string()) {
-    const JsonValue* b64 = doc->Find("isBase64Encoded");
-    if (b64 != nullptr && b64->type == JsonValue::Type::kBool && b64->boolean) {
-      std::optional<std::string> decoded = Base64Decode(body->text);
+    const Json* b64 = FindMember(*doc, "isBase64Encoded");
+    if (b64 != nullptr && b64->is_boolean() && b64->get<bool>()) {
+      std::optional<std::string> decoded = Base64Decode(body->get_ref<const std::string&>());
       if (!decoded) {
         *error = "body is not valid base64";
         return std::nullopt;
       }
       event.body = std::move(*decoded);
     } else {
-      event.body = body->text;
+      event.body = body->get_ref<const std::string&>();
     }
   }
   return event;
 }
 
 std::string EncodeHttpReply(const HttpEvent& event, const HttpReply& reply) {
-  std::string out = "{\"statusCode\":" + std::to_string(reply.status);
+  OrderedJson out = OrderedJson::object();
+  out["statusCode"] = reply.status;
   if (event.shape == Shape::kAlb) {
-    out += ",\"statusDescription\":" +
-           JsonQuote(std::to_string(reply.status) + " " + reply.reason);
+    out["statusDescription"] = std::to_string(reply.status) + " " + reply.reason;
   }
-  if (event.multi_value) {
-    out += ",\"multiValueHeaders\":{";
-    for (size_t i = 0; i < reply.headers.size(); ++i) {
-      if (i > 0) out += ",";
-      out += JsonQuote(reply.headers[i].first) + ":[" + JsonQuote(reply.headers[i].second) + "]";
-    }
-  } else {
-    out += ",\"headers\":{";
-    for (size_t i = 0; i < reply.headers.size(); ++i) {
-      if (i > 0) out += ",";
-      out += JsonQuote(reply.headers[i].first) + ":" + JsonQuote(reply.headers[i].second);
+  OrderedJson headers = OrderedJson::object();
+  for (const auto& [name, value] : reply.headers) {
+    // A repeated header: the last one in the single-value shape, every one
+    // in the multi-value shape.
+    if (event.multi_value) {
+      headers[name].push_back(value);
+    } else {
+      headers[name] = value;
     }
   }
-  out += "},\"body\":" + JsonQuote(reply.body) + ",\"isBase64Encoded\":false}";
-  return out;
+  out[event.multi_value ? "multiValueHeaders" : "headers"] = std::move(headers);
+  out["body"] = reply.body;
+  out["isBase64Encoded"] = false;
+  return DumpJson(out);
 }
 
 }  // namespace katsubushi::lambda

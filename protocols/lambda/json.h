@@ -1,52 +1,39 @@
-// A small JSON reader and string escaper for Lambda events: enough of RFC 8259
-// to read what the Runtime API delivers, with limits instead of trust.
-// Boost 1.74 (Debian 12) has no Boost.JSON, and PropertyTree loses types and
-// throws; this parser returns errors as values and is fuzzed.
+// JSON for the Lambda fronts (Runtime API events, Extensions API bodies), on
+// nlohmann/json (Debian's nlohmann-json3-dev): parsing with a nesting limit
+// and errors as values, lookups that never throw, and compact writing that
+// never throws either (bytes that are not UTF-8 become U+FFFD).
 //
-// Pure functions; thread-safe.
+// nlohmann/json reports errors by exception; they are caught here and never
+// leave these functions. Pure functions; thread-safe.
 #pragma once
 
-#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <utility>
-#include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace katsubushi::lambda {
 
-// Deeper nesting than this is refused (recursion is bounded by it).
+using Json = nlohmann::json;
+// For documents we write: members stay in the order they were added.
+using OrderedJson = nlohmann::ordered_json;
+
+// Deeper nesting than this is refused (the parser keeps a stack per level).
 inline constexpr int kMaxJsonDepth = 64;
 
-struct JsonMember;
+// Parses a whole document (RFC 8259, UTF-8). nullopt on any error, with
+// `*error` saying what and at which byte offset. A repeated member name keeps
+// the last value.
+std::optional<Json> ParseJson(std::string_view input, std::string* error);
 
-struct JsonValue {
-  enum class Type { kNull, kBool, kNumber, kString, kArray, kObject };
-  Type type = Type::kNull;
-  bool boolean = false;
-  std::string text;  // a string's decoded value, or a number's literal text
-  std::vector<JsonValue> items;
-  std::vector<JsonMember> members;  // in document order
+// The member `key` of an object; nullptr when absent or `value` is no object.
+const Json* FindMember(const Json& value, std::string_view key);
 
-  bool is_null() const { return type == Type::kNull; }
-  bool is_string() const { return type == Type::kString; }
-  bool is_object() const { return type == Type::kObject; }
-  bool is_array() const { return type == Type::kArray; }
-  // The first member named `key` of an object; nullptr when absent or not an object.
-  const JsonValue* Find(std::string_view key) const;
-  // Find(key)'s string, or `fallback` when it is absent or not a string.
-  std::string_view StringOr(std::string_view key, std::string_view fallback) const;
-};
+// The string member `key`, or `fallback` when absent or not a string.
+std::string_view StringMember(const Json& value, std::string_view key, std::string_view fallback);
 
-struct JsonMember {
-  std::string name;
-  JsonValue value;
-};
-
-// Parses a whole document. nullopt on any error, with `*error` saying where.
-std::optional<JsonValue> ParseJson(std::string_view input, std::string* error);
-
-// `s` as a JSON string literal, quotes included; control characters escaped.
-std::string JsonQuote(std::string_view s);
+// Compact text of `value`; never throws (invalid UTF-8 is replaced by U+FFFD).
+std::string DumpJson(const OrderedJson& value);
 
 }  // namespace katsubushi::lambda

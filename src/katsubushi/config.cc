@@ -120,7 +120,10 @@ constexpr Flag kFlags[] = {
     {"lease-expiry", false, "duration",
      "expiry of the Redis worker id lease key. Shorter frees a crashed holder's id sooner.",
      "10m0s",
-     [](Config& c, std::string_view v) { return ParseIdleTimeout(v, &c.lease_expiry); }},
+     [](Config& c, std::string_view v) {
+       c.lease_expiry_given = true;
+       return ParseIdleTimeout(v, &c.lease_expiry);
+     }},
     {"state-file", false, "string",
      "file recording the last issued time of a static -worker-id, waited out at restart", "",
      [](Config& c, std::string_view v) -> SetError { c.state_file = v; return std::nullopt; }},
@@ -134,8 +137,15 @@ constexpr Flag kFlags[] = {
      [](Config& c, std::string_view v) { return ParsePort(v, &c.debug_port); }},
     {"version", true, "", "show version number", "false",
      [](Config& c, std::string_view v) { return ParseBool(v, &c.show_version); }},
+    {"health-check", true, "",
+     "check the server configured by the other flags (HTTP /healthz, else memcached get) and exit 0 or 1",
+     "false", [](Config& c, std::string_view v) { return ParseBool(v, &c.health_check); }},
     {"threads", false, "int", "io threads. 0 means one per CPU core.", "0",
      [](Config& c, std::string_view v) { return ParseInt(v, &c.threads); }},
+    {"lambda-extension", true, "",
+     "run as an AWS Lambda extension (needs AWS_LAMBDA_RUNTIME_API): listen on 127.0.0.1 only, "
+     "lease the worker id from -redis per environment",
+     "false", [](Config& c, std::string_view v) { return ParseBool(v, &c.lambda_extension); }},
 };
 
 const Flag* FindFlag(std::string_view name) {
@@ -307,6 +317,9 @@ ConfigResult ParseConfig(std::span<const std::string_view> args, const EnvLookup
   ParseFlags(args, &result);
   if (result.exit_code != 0 || result.help) return result;
   if (result.config.show_version) return result;  // Go prints it before any check
+  // A health check runs beside the server with the same environment but not
+  // its flags (HEALTHCHECK, ECS): it needs only the ports, not a worker id.
+  if (result.config.health_check) return result;
   Validate(&result);
   return result;
 }

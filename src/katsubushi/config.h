@@ -45,13 +45,16 @@ struct Config {
   uint32_t min_worker_id = 0;      // with -redis: 0 means 1
   uint32_t max_worker_id = 0;      // with -redis: 0 means the layout's largest
   std::chrono::milliseconds lease_expiry = kDefaultLeaseExpiry;  // Redis lease key expiry
+  bool lease_expiry_given = false;  // -lease-expiry was set (flag or env), not defaulted
   std::string state_file;          // static worker id: restart watermark file
   bool js_safe_id = false;
   bool enable_pprof = false;
   bool enable_stats = false;
   int debug_port = 8080;
   bool show_version = false;
+  bool health_check = false;       // query the running server's port, exit 0/1
   int threads = 0;                 // io threads; 0 = hardware concurrency
+  bool lambda_extension = false;   // run as an AWS Lambda extension (with AWS_LAMBDA_RUNTIME_API)
 };
 
 // Returns the value of an environment variable, or nullopt when unset.

@@ -1,5 +1,6 @@
 /* The C ABI from plain C: static worker id, batches, decode, argument and
- * config errors, struct_size, and fork safety (the child's copy refuses). */
+ * config errors, struct_size, fork safety (the child's copy refuses), and
+ * calls on a closed handle (KB_CLOSED, never a crash). */
 #include <katsubushi.h>
 
 #include <stdio.h>
@@ -127,11 +128,45 @@ static void fork_safety(void) {
   kb_close(gen);
 }
 
+/* After kb_close the handle is a tombstone: every call says KB_CLOSED (a
+ * wrapper's finalizer closing again included) and none touches freed memory
+ * (the ASan build of this test would report it). */
+static void closed_handle(void) {
+  kb_config config;
+  kb_config_init(&config);
+  config.worker_id = 21;
+  kb_generator* gen = NULL;
+  CHECK(kb_open(&config, &gen) == KB_OK);
+  uint64_t id = 0;
+  CHECK(kb_next_id(gen, &id) == KB_OK);
+  CHECK(kb_close(gen) == KB_OK);
+  uint64_t ids[4];
+  uint32_t worker = 0;
+  kb_id_parts parts;
+  CHECK(kb_next_id(gen, &id) == KB_CLOSED);
+  CHECK(strstr(kb_last_error(), "closed") != NULL);
+  CHECK(kb_next_ids(gen, ids, 4) == KB_CLOSED);
+  CHECK(kb_worker_id(gen, &worker) == KB_CLOSED);
+  CHECK(kb_invocation_begin(gen) == KB_CLOSED);
+  CHECK(kb_decode(gen, id, &parts) == KB_CLOSED);
+  CHECK(kb_close(gen) == KB_CLOSED);
+  CHECK(kb_close(gen) == KB_CLOSED);
+  CHECK(strcmp(kb_strerror(KB_CLOSED), "the generator is closed") == 0);
+  /* A handle opened after it is a different one: the tombstone is never reused. */
+  kb_generator* next = NULL;
+  CHECK(kb_open(&config, &next) == KB_OK);
+  CHECK(next != gen);
+  CHECK(kb_next_id(gen, &id) == KB_CLOSED);
+  CHECK(kb_next_id(next, &id) == KB_OK);
+  CHECK(kb_close(next) == KB_OK);
+}
+
 int main(void) {
   static_worker_id();
   config_errors();
   older_struct();
   fork_safety();
+  closed_handle();
   if (failures == 0) printf("c_abi_test: ok\n");
   return failures == 0 ? 0 : 1;
 }

@@ -10,7 +10,7 @@ import select
 import sys
 import time
 
-KB_OK, KB_INVALID_ARGUMENT, KB_UNAVAILABLE, KB_OUT_OF_RANGE, KB_FORKED = 0, 1, 2, 3, 4
+KB_OK, KB_INVALID_ARGUMENT, KB_UNAVAILABLE, KB_OUT_OF_RANGE, KB_FORKED, KB_CLOSED = 0, 1, 2, 3, 4, 5
 
 
 class KbConfig(ctypes.Structure):
@@ -78,9 +78,9 @@ class Generator:
         return self.lib.kb_invocation_begin(self.handle)
 
     def close(self):
-        status = self.lib.kb_close(self.handle)
-        self.handle = None
-        return status
+        # The handle stays valid after kb_close (a tombstone): keep it, so
+        # that calls after close reach the library and get KB_CLOSED.
+        return self.lib.kb_close(self.handle)
 
 
 def main():

@@ -74,6 +74,23 @@ def test_lease_is_lazy_confirmed_per_invocation_and_released(lib, rds):
     assert int(rds.client.get("{%s:id:%d}:watermark" % (NS, worker_of(moved)))) >= ms_of(moved)
 
 
+def test_calls_after_close_say_closed(lib, rds):
+    gen = kb_ctypes.Generator(lib, redis_url=rds.url(), min_id=20, max_id=30)
+    status, first = gen.next_id()
+    assert status == kb_ctypes.KB_OK
+    assert gen.close() == kb_ctypes.KB_OK
+    assert rds.client.keys(f"{NS}:id:*") == []  # released
+    # Every call on the closed handle, a second close (a finalizer) too.
+    assert gen.next_id()[0] == kb_ctypes.KB_CLOSED
+    assert b"closed" in lib.kb_last_error()
+    assert gen.next_ids(3)[0] == kb_ctypes.KB_CLOSED
+    assert gen.worker_id()[0] == kb_ctypes.KB_CLOSED
+    assert gen.invocation_begin() == kb_ctypes.KB_CLOSED
+    assert lib.kb_decode(gen.handle, first, kb_ctypes.KbIdParts()) == kb_ctypes.KB_CLOSED
+    assert gen.close() == kb_ctypes.KB_CLOSED
+    assert rds.client.keys(f"{NS}:id:*") == []  # nothing acquired again
+
+
 def test_redis_unreachable_refuses_rather_than_guesses(lib, rds):
     gen = kb_ctypes.Generator(lib, redis_url=rds.url(), min_id=1, max_id=3)
     assert gen.next_id()[0] == kb_ctypes.KB_OK
@@ -81,6 +98,60 @@ def test_redis_unreachable_refuses_rather_than_guesses(lib, rds):
     assert gen.invocation_begin() == kb_ctypes.KB_UNAVAILABLE
     assert gen.next_id()[0] == kb_ctypes.KB_UNAVAILABLE
     assert b"Redis" in lib.kb_last_error()
+
+
+def set_calls(rds):
+    return rds.client.info("commandstats").get("cmdstat_set", {}).get("calls", 0)
+
+
+def test_exhausted_range_is_scanned_once_per_backoff_window(lib, rds):
+    holders = [kb_ctypes.Generator(lib, redis_url=rds.url(), min_id=1, max_id=2) for _ in range(2)]
+    assert all(h.next_id()[0] == kb_ctypes.KB_OK for h in holders)
+    gen = kb_ctypes.Generator(lib, redis_url=rds.url(), min_id=1, max_id=2)
+    before = set_calls(rds)
+    started = time.monotonic()
+    calls = 0
+    while time.monotonic() - started < 1.0:
+        assert gen.next_id()[0] == kb_ctypes.KB_UNAVAILABLE
+        assert b"no free worker id" in lib.kb_last_error()
+        calls += 1
+    scans = set_calls(rds) - before
+    # Windows of 100, 200, 400 ms (then 800): at most 4 scans of 2 ids in 1 s,
+    # whatever the number of calls (one scan per call would be 2 per call).
+    assert calls > 1000
+    assert 2 <= scans <= 8, scans
+    # A freed id is taken at the next scan, within the current window.
+    holders[0].close()
+    freed = time.monotonic()
+    while gen.next_id()[0] != kb_ctypes.KB_OK:
+        assert time.monotonic() - freed < 2.5
+        time.sleep(0.005)
+    assert gen.close() == kb_ctypes.KB_OK
+    holders[1].close()
+
+
+def test_a_set_whose_reply_was_lost_is_given_back(lib, rds):
+    gen = kb_ctypes.Generator(lib, redis_url=rds.url(), min_id=1, max_id=3)
+    # Redis hangs: the SET NX of the first acquisition is sent, its reply
+    # never comes (timeout). Thawed, Redis applies it: the key names this
+    # generator's first uuid, and nothing was issued under it.
+    rds.proc.send_signal(signal.SIGSTOP)
+    assert gen.next_id()[0] == kb_ctypes.KB_UNAVAILABLE
+    rds.proc.send_signal(signal.SIGCONT)
+    assert wait_for(lambda: len(rds.client.keys(f"{NS}:id:*")) == 1, 5)
+    (stale,) = rds.client.keys(f"{NS}:id:*")
+    stale_uuid = rds.client.get(stale)
+    # The next acquisition gives that key back before taking one.
+    deadline = time.monotonic() + 5
+    while (status := gen.next_id())[0] != kb_ctypes.KB_OK:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    keys = rds.client.keys(f"{NS}:id:*")
+    assert len(keys) == 1, keys
+    assert rds.client.get(keys[0]) != stale_uuid
+    assert keys[0] == f"{NS}:id:{worker_of(status[1])}"
+    assert gen.close() == kb_ctypes.KB_OK
+    assert rds.client.keys(f"{NS}:id:*") == []
 
 
 def run_user(lib_path, rds, min_id, max_id, ttl_ms, duration):
@@ -139,3 +210,34 @@ def test_frozen_user_past_its_lease_never_duplicates(lib, rds):
     assert all(ms_of(i) > max(ms_of(j) for _, j in second_ids) for i in later)
     everything = [i for _, i in first_ids + second_ids]
     assert len(everything) == len(set(everything)), "an ID was issued twice"
+
+
+def test_the_python_binding_of_the_lambda_c_layer(lib, rds):
+    # python/katsubushi.py, as a function imports it (KATSUBUSHI_LIB names the library).
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "python"))
+    try:
+        import katsubushi
+    finally:
+        sys.path.pop(0)
+    with katsubushi.Generator(redis_url=rds.url(), min_worker_id=50, max_worker_id=59) as gen:
+        gen.invocation_begin()
+        ids = [gen.next_id() for _ in range(10)] + gen.next_ids(100)
+        assert ids == sorted(ids) and len(set(ids)) == 110
+        worker = gen.worker_id()
+        assert 50 <= worker <= 59
+        assert gen.decode(ids[0])[1] == worker and gen.decode(ids[0])[0] == ms_of(ids[0])
+        with pytest.raises(katsubushi.Error) as bad:
+            gen.next_ids(0)
+        assert bad.value.status == katsubushi.INVALID_ARGUMENT
+    assert rds.client.keys(f"{NS}:id:*") == []  # released on leaving the block
+    with pytest.raises(katsubushi.Error) as closed:
+        gen.next_id()
+    assert closed.value.status == katsubushi.CLOSED
+    gen.close()  # again: nothing
+    # Redis gone: UNAVAILABLE, as an exception with the library's message.
+    other = katsubushi.Generator(redis_url=rds.url(), min_worker_id=50, max_worker_id=59)
+    rds.stop(signal.SIGKILL)
+    with pytest.raises(katsubushi.Error) as down:
+        other.next_id()
+    assert down.value.status == katsubushi.UNAVAILABLE and "Redis" in down.value.message
+    del other  # the finalizer closes quietly

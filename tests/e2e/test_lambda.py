@@ -1,93 +1,22 @@
 """The server binary in Lambda mode against a fake Lambda Runtime API (the
-protocol is documented HTTP; no AWS here): every event shape in, the reply in
+protocol is documented HTTP; fake_lambda.py, no AWS here): every event shape in, the reply in
 the same shape out, invocation errors for bad events, and init errors when no
 worker id can be had."""
 
 import base64
 import json
-import queue
 import signal
 import subprocess
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from conftest import worker_of
+from fake_lambda import FakeLambda
 from test_redis_lease import NS, RedisServer
-
-BASE = "/2018-06-01/runtime"
-
-
-class FakeRuntime:
-    def __init__(self):
-        self.events = queue.Queue()
-        self.responses = {}  # request id -> (kind, json body)
-        self.init_errors = []
-        self.done = threading.Condition()
-        self.closing = False
-        runtime = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def reply(self, status, body=b"", headers=()):
-                self.send_response(status)
-                for k, v in headers:
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self):
-                if self.path != f"{BASE}/invocation/next":
-                    return self.reply(404)
-                while True:
-                    try:
-                        request_id, event = runtime.events.get(timeout=0.1)
-                        break
-                    except queue.Empty:
-                        if runtime.closing:
-                            return self.reply(500, b"shutting down")
-                body = event if isinstance(event, bytes) else json.dumps(event).encode()
-                self.reply(200, body, [("Lambda-Runtime-Aws-Request-Id", request_id),
-                                       ("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 30000))])
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                parts = self.path[len(BASE) + 1:].split("/")
-                with runtime.done:
-                    if parts == ["init", "error"]:
-                        runtime.init_errors.append((self.headers.get("Lambda-Runtime-Function-Error-Type"),
-                                                    json.loads(body)))
-                    elif len(parts) == 3 and parts[0] == "invocation":
-                        runtime.responses[parts[1]] = (parts[2], json.loads(body))
-                    runtime.done.notify_all()
-                self.reply(202, b'{"status":"OK"}')
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.api = f"127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def invoke(self, request_id, event, timeout=15):
-        self.events.put((request_id, event))
-        with self.done:
-            assert self.done.wait_for(lambda: request_id in self.responses, timeout), request_id
-            return self.responses[request_id]
-
-    def close(self):
-        self.closing = True
-        self.server.shutdown()
-
 
 @pytest.fixture
 def runtime():
-    r = FakeRuntime()
+    r = FakeLambda()
     yield r
     r.close()
 
@@ -222,3 +151,39 @@ def test_unreachable_redis_is_a_503_not_a_guess(katsubushi_bin, runtime):
     finally:
         runtime.closing = True
         proc.wait(timeout=10)
+
+
+def test_lease_expiry_default_and_explicit(katsubushi_bin, runtime):
+    rds = RedisServer()
+    try:
+        # Lambda's default is 60 s; an explicit -lease-expiry is honoured, even
+        # one equal to the server's own default (10m).
+        for args, low, high in (([], 0, 60_000), (["-lease-expiry=10m"], 590_000, 600_000),
+                                (["-lease-expiry=5s"], 0, 5_000)):
+            proc = start(katsubushi_bin, runtime, [f"-redis={rds.url()}", "-min-worker-id=40",
+                                                   "-max-worker-id=49", *args])
+            try:
+                request = f"e{len(args)}{low}"
+                kind, r = runtime.invoke(request, http_api_v2("/id"))
+                assert r["statusCode"] == 200, r
+                key = f"{NS}:id:{worker_of(int(r['body']))}"
+                assert low < rds.client.pttl(key) <= high, args
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                assert proc.wait(timeout=10) == 0
+    finally:
+        rds.stop(signal.SIGKILL)
+
+
+def test_sigterm_releases_the_worker_id(lambda_server, runtime):
+    proc, rds = lambda_server
+    kind, r = runtime.invoke("t1", http_api_v2("/id"))
+    last = int(r["body"])
+    key = f"{NS}:id:{worker_of(last)}"
+    assert rds.client.exists(key) == 1
+    # Lambda sends SIGTERM to the runtime at shutdown; it waits in invocation/next.
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=5) == 0
+    assert rds.client.exists(key) == 0  # given back, not left to expire
+    from conftest import ms_of
+    assert int(rds.client.get("{%s:id:%d}:watermark" % (NS, worker_of(last)))) >= ms_of(last)

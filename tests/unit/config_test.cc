@@ -212,6 +212,20 @@ TEST(ConfigTest, ListenerRulesAndRedisDefaults) {
   }
 }
 
+// The health check runs beside the server with its environment but not its
+// flags: it needs the ports only, still parsed and checked as the server's.
+TEST(ConfigTest, HealthCheckNeedsNoWorkerIdButValidPorts) {
+  ConfigResult r = Parse({"-health-check", "-http-port=8080"});
+  EXPECT_TRUE(r.ok()) << r.error;
+  EXPECT_TRUE(r.config.health_check);
+  EXPECT_EQ(r.config.http_port, 8080);
+  r = Parse({"-health-check"}, {{"KATSUBUSHI_PORT", "11300"}});
+  EXPECT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.config.port, 11300);
+  EXPECT_EQ(Parse({"-health-check", "-port=abc"}).exit_code, 2);
+  EXPECT_EQ(Parse({"-health-check=false"}).exit_code, 1);  // the server's rules again
+}
+
 TEST(ConfigTest, VersionNeedsNoWorkerIdAndHelpExitsZero) {
   ConfigResult r = Parse({"-version"});
   EXPECT_TRUE(r.ok()) << r.error;

@@ -2,46 +2,53 @@
 #include <gtest/gtest.h>
 
 #include "lambda/event.h"
+#include "lambda/extension_client.h"
 #include "lambda/json.h"
 
 namespace katsubushi::lambda {
 namespace {
 
-TEST(JsonTest, ValuesEscapesAndOrder) {
+TEST(JsonTest, ValuesEscapesAndLookups) {
   std::string error;
   auto v = ParseJson(R"( {"a": [1, -2.5e3, true, false, null], "s": "\u00e9\ud83d\ude00\n\"", "a": 2} )", &error);
   ASSERT_TRUE(v.has_value()) << error;
   ASSERT_TRUE(v->is_object());
-  const JsonValue* a = v->Find("a");  // the first of two
+  const Json* a = FindMember(*v, "a");  // a repeated name keeps the last value
   ASSERT_NE(a, nullptr);
-  ASSERT_EQ(a->items.size(), 5u);
-  EXPECT_EQ(a->items[1].text, "-2.5e3");
-  EXPECT_TRUE(a->items[2].boolean);
-  EXPECT_TRUE(a->items[4].is_null());
-  EXPECT_EQ(v->StringOr("s", ""), "\xc3\xa9\xf0\x9f\x98\x80\n\"");
-  EXPECT_EQ(v->StringOr("missing", "fallback"), "fallback");
+  EXPECT_EQ(*a, 2);
+  EXPECT_EQ(StringMember(*v, "s", ""), "\xc3\xa9\xf0\x9f\x98\x80\n\"");
+  EXPECT_EQ(StringMember(*v, "missing", "fallback"), "fallback");
+  EXPECT_EQ(StringMember(*v, "a", "not a string"), "not a string");
+  EXPECT_EQ(FindMember(Json::array(), "a"), nullptr);  // not an object: no member, no throw
 }
 
 TEST(JsonTest, ErrorsSayWhere) {
   for (const char* bad : {"", "{", "[1,]", "{\"a\" 1}", "\"\\x\"", "\"\\ud800\"", "01x", "tru",
-                          "\"a\nb\"", "{} extra", "-", "1."}) {
+                          "\"a\nb\"", "{} extra", "-", "1.", "\"\xff\""}) {
     std::string error;
     EXPECT_FALSE(ParseJson(bad, &error).has_value()) << bad;
     EXPECT_NE(error.find("at offset"), std::string::npos) << bad;
   }
   std::string error;
-  EXPECT_FALSE(ParseJson(std::string(kMaxJsonDepth + 2, '['), &error).has_value());
+  EXPECT_FALSE(ParseJson(std::string(kMaxJsonDepth + 1, '['), &error).has_value());
+  EXPECT_NE(error.find("deeply"), std::string::npos);
+  EXPECT_FALSE(ParseJson(std::string(1'000'000, '['), &error).has_value());
   EXPECT_NE(error.find("deeply"), std::string::npos);
   EXPECT_TRUE(ParseJson(std::string(kMaxJsonDepth, '[') + std::string(kMaxJsonDepth, ']'), &error));
 }
 
-TEST(JsonTest, QuoteRoundTripsEveryByte) {
-  std::string all;
-  for (int c = 0; c < 256; ++c) all.push_back(static_cast<char>(c));
+TEST(JsonTest, DumpRoundTripsUtf8AndReplacesTheRest) {
+  std::string ascii;
+  for (int c = 0; c < 128; ++c) ascii.push_back(static_cast<char>(c));
+  const std::string text = ascii + "\xc3\xa9\xf0\x9f\x98\x80";
   std::string error;
-  auto v = ParseJson(JsonQuote(all), &error);
+  auto v = ParseJson(DumpJson(OrderedJson(text)), &error);
   ASSERT_TRUE(v.has_value()) << error;
-  EXPECT_EQ(v->text, all);
+  EXPECT_EQ(v->get<std::string>(), text);
+  // Not UTF-8: still valid JSON, with U+FFFD in place of the bad byte.
+  v = ParseJson(DumpJson(OrderedJson(std::string("a\xff" "b"))), &error);
+  ASSERT_TRUE(v.has_value()) << error;
+  EXPECT_EQ(v->get<std::string>(), "a\xef\xbf\xbd" "b");
 }
 
 TEST(LambdaEventTest, ApiGatewayV1ReencodesDecodedQueryValues) {
@@ -106,6 +113,28 @@ TEST(LambdaEventTest, Base64AndUrlEncoding) {
   EXPECT_FALSE(Base64Decode("a").has_value());
   EXPECT_FALSE(Base64Decode("a!==").has_value());
   EXPECT_EQ(UrlEncode("a-z_0.9~ /?é"), "a-z_0.9~%20%2F%3F%C3%A9");
+}
+
+TEST(ExtensionEventTest, InvokeAndShutdownAsAwsSendsThem) {
+  std::string error;
+  auto invoke = DecodeExtensionEvent(R"({"eventType":"INVOKE","deadlineMs":1596036820000,
+      "requestId":"3da1f2dc-3222-475e-9205-e2e6c6318895",
+      "invokedFunctionArn":"arn:aws:lambda:us-east-1:123456789012:function:f",
+      "tracing":{"type":"X-Amzn-Trace-Id","value":"Root=1-5f35ae12-0c0fec141ab77a00bc047aa2"}})", &error);
+  ASSERT_TRUE(invoke.has_value()) << error;
+  EXPECT_EQ(invoke->type, ExtensionEvent::Type::kInvoke);
+  EXPECT_EQ(invoke->deadline_ms, 1596036820000);
+  EXPECT_EQ(invoke->request_id, "3da1f2dc-3222-475e-9205-e2e6c6318895");
+  auto shutdown = DecodeExtensionEvent(
+      R"({"eventType":"SHUTDOWN","shutdownReason":"spindown","deadlineMs":1596036822000})", &error);
+  ASSERT_TRUE(shutdown.has_value()) << error;
+  EXPECT_EQ(shutdown->type, ExtensionEvent::Type::kShutdown);
+  EXPECT_EQ(shutdown->shutdown_reason, "spindown");
+  EXPECT_EQ(shutdown->deadline_ms, 1596036822000);
+  for (const char* bad : {R"({"eventType":"RESTORE"})", R"([])", "{", R"({"deadlineMs":1})"}) {
+    EXPECT_FALSE(DecodeExtensionEvent(bad, &error).has_value()) << bad;
+    EXPECT_FALSE(error.empty());
+  }
 }
 
 }  // namespace

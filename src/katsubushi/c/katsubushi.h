@@ -18,13 +18,30 @@
  * Rules: every function returns a kb_status (KB_OK = 0) unless noted; on
  * error kb_last_error() has the detail (per thread, valid until that thread's
  * next kb_ call). All functions are thread-safe, except that kb_close() must
- * not race other calls on the same handle. kb_open() does no network I/O: a
+ * not race other calls on the same handle.
+ *
+ * Handle lifetime: kb_close() frees everything the generator holds (its Redis
+ * connection, its lease) but not the handle itself, which stays valid as a
+ * tombstone for the life of the process: every later call on it, kb_close()
+ * included, returns KB_CLOSED and does nothing else. So a wrapper may call
+ * kb_close() from a finalizer after the user already did, and a call after
+ * close is an error, never a crash. A tombstone is a few dozen bytes; a
+ * program that opens and closes handles in a loop keeps that much per handle.
+ *
+ * Leases: kb_open() does no network I/O: a
  * leased worker id is acquired at the first ID and confirmed again at each
  * kb_invocation_begin() and after 100 ms without IDs (a frozen Lambda being
  * thawed); when it cannot be confirmed, calls fail with KB_UNAVAILABLE rather
  * than risk a duplicate ID. After fork() the child's copy of a handle fails
  * with KB_FORKED: open a new one in the child. No C++ exception crosses this
  * interface. The library starts no thread and installs no signal handler.
+ *
+ * Redis outages: after a failed Redis round trip, calls that need Redis fail
+ * with KB_UNAVAILABLE at once, with no network I/O, for a backoff window
+ * (100 ms, doubling to 2 s, reset by a success); when it ends, one caller
+ * tries Redis while the others keep failing fast rather than wait for it.
+ * The same holds when the worker id range is exhausted (one scan of the
+ * range per window).
  */
 #ifndef KATSUBUSHI_H_
 #define KATSUBUSHI_H_
@@ -52,7 +69,7 @@ typedef enum kb_status {
                               lease lost, clock behind the last ID); retry later */
   KB_OUT_OF_RANGE = 3,     /* the clock is past what the ID layout can hold */
   KB_FORKED = 4,           /* the handle belongs to the parent process */
-  KB_CLOSED = 5,           /* reserved: the handle was closed */
+  KB_CLOSED = 5,           /* the handle was closed (see "Handle lifetime") */
   KB_INTERNAL = 6          /* a bug; see kb_last_error() */
 } kb_status;
 
@@ -86,7 +103,9 @@ KB_EXPORT kb_status kb_worker_id(kb_generator* gen, uint32_t* out);
 /* Splits an ID of this generator's layout; gen may be NULL for the default layout. */
 KB_EXPORT kb_status kb_decode(const kb_generator* gen, uint64_t id, kb_id_parts* out);
 KB_EXPORT kb_status kb_invocation_begin(kb_generator* gen);
-/* Releases a leased worker id (compare-and-delete) and frees the handle. */
+/* Releases a leased worker id (compare-and-delete) and frees the generator;
+ * the handle stays a tombstone (see "Handle lifetime"): later calls on it,
+ * kb_close() too, return KB_CLOSED. kb_close(NULL) is KB_OK. */
 KB_EXPORT kb_status kb_close(kb_generator* gen);
 KB_EXPORT const char* kb_strerror(int status);
 KB_EXPORT const char* kb_last_error(void);

@@ -4,11 +4,17 @@
 
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "katsubushi/c/c_abi_last_error.h"
 #include "katsubushi/embedded/generator.h"
 
+// A handle. kb_close() frees the generator (its Redis connection, lease and
+// buffers) but keeps this small struct as a tombstone, so that a call on a
+// closed handle (a finalizer after an explicit close, say) finds impl null
+// and answers KB_CLOSED instead of reading freed memory.
 struct kb_generator {
   std::unique_ptr<katsubushi::Generator> impl;
   katsubushi::IdLayout layout = katsubushi::IdLayout::Default();
@@ -20,6 +26,17 @@ thread_local std::string t_last_error;
 }  // namespace katsubushi::c_abi
 
 namespace {
+
+// Closed handles, kept reachable (a tombstone is not a leak) and never
+// reused: a stale pointer must never reach a newer generator.
+std::mutex g_tombstones_mu;
+std::vector<std::unique_ptr<kb_generator>>* g_tombstones = nullptr;  // never destroyed: see above
+
+void Bury(kb_generator* gen) {
+  std::lock_guard lock(g_tombstones_mu);
+  if (g_tombstones == nullptr) g_tombstones = new std::vector<std::unique_ptr<kb_generator>>();
+  g_tombstones->emplace_back(gen);
+}
 
 using katsubushi::Status;
 using katsubushi::StatusCode;
@@ -45,6 +62,8 @@ kb_status FromStatus(const Status& s) {
   }
   return Fail(KB_INTERNAL, s.message());
 }
+
+kb_status Closed() { return Fail(KB_CLOSED, "the generator is closed (kb_close was called)"); }
 
 // Runs `body`, turning any exception into KB_INTERNAL.
 template <typename F>
@@ -104,6 +123,7 @@ kb_status kb_open(const kb_config* config, kb_generator** out) {
 kb_status kb_next_id(kb_generator* gen, uint64_t* out) {
   return Guard([&] {
     if (gen == nullptr || out == nullptr) return Fail(KB_INVALID_ARGUMENT, "null argument");
+    if (!gen->impl) return Closed();
     katsubushi::Result<uint64_t> id = gen->impl->Next();
     if (!id.ok()) return FromStatus(id.status());
     *out = *id;
@@ -114,6 +134,7 @@ kb_status kb_next_id(kb_generator* gen, uint64_t* out) {
 kb_status kb_next_ids(kb_generator* gen, uint64_t* out, size_t n) {
   return Guard([&] {
     if (gen == nullptr || out == nullptr) return Fail(KB_INVALID_ARGUMENT, "null argument");
+    if (!gen->impl) return Closed();
     return FromStatus(gen->impl->NextN(std::span<uint64_t>(out, n)));
   });
 }
@@ -121,6 +142,7 @@ kb_status kb_next_ids(kb_generator* gen, uint64_t* out, size_t n) {
 kb_status kb_worker_id(kb_generator* gen, uint32_t* out) {
   return Guard([&] {
     if (gen == nullptr || out == nullptr) return Fail(KB_INVALID_ARGUMENT, "null argument");
+    if (!gen->impl) return Closed();
     katsubushi::Result<uint32_t> id = gen->impl->WorkerId();
     if (!id.ok()) return FromStatus(id.status());
     *out = *id;
@@ -130,6 +152,7 @@ kb_status kb_worker_id(kb_generator* gen, uint32_t* out) {
 
 kb_status kb_decode(const kb_generator* gen, uint64_t id, kb_id_parts* out) {
   if (out == nullptr) return Fail(KB_INVALID_ARGUMENT, "null argument");
+  if (gen != nullptr && !gen->impl) return Closed();
   const katsubushi::IdLayout layout = gen != nullptr ? gen->layout : katsubushi::IdLayout::Default();
   if (id > layout.max_id()) return Fail(KB_INVALID_ARGUMENT, "not an ID of this layout");
   const katsubushi::IdParts parts = layout.Decode(id);
@@ -142,6 +165,7 @@ kb_status kb_decode(const kb_generator* gen, uint64_t id, kb_id_parts* out) {
 kb_status kb_invocation_begin(kb_generator* gen) {
   return Guard([&] {
     if (gen == nullptr) return Fail(KB_INVALID_ARGUMENT, "null argument");
+    if (!gen->impl) return Closed();
     return FromStatus(gen->impl->InvocationBegin());
   });
 }
@@ -149,8 +173,11 @@ kb_status kb_invocation_begin(kb_generator* gen) {
 kb_status kb_close(kb_generator* gen) {
   return Guard([&] {
     if (gen == nullptr) return KB_OK;
-    std::unique_ptr<kb_generator> owned(gen);
-    return FromStatus(owned->impl->Close());
+    if (!gen->impl) return Closed();
+    const Status closed = gen->impl->Close();
+    gen->impl.reset();  // the generator and its connection go; the tombstone stays
+    Bury(gen);
+    return FromStatus(closed);
   });
 }
 

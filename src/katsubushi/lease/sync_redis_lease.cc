@@ -10,6 +10,9 @@ namespace {
 
 // A confirmation this recent answers a concurrent caller's request too.
 constexpr int64_t kJustConfirmedMicros = 100'000;
+// SETs with a lost reply remembered for release; past this (a long outage
+// with many attempts) further ones are left to expire.
+constexpr size_t kMaxUnknownSets = 64;
 
 }  // namespace
 
@@ -28,8 +31,60 @@ bool SyncRedisLease::held() const {
   return held_;
 }
 
+Status SyncRedisLease::LastFailure() const {
+  switch (failure_.load(std::memory_order_relaxed)) {
+    case Failure::kNone: return Status::Ok();
+    case Failure::kRedis: return kRedisUnavailable;
+    case Failure::kNoFreeId: return kNoFreeWorkerId;
+  }
+  return kRedisUnavailable;
+}
+
+Status SyncRedisLease::InBackoff() const {
+  if (clock_.NowUnixMicros() >= retry_at_micros_.load(std::memory_order_acquire)) return Status::Ok();
+  return LastFailure();
+}
+
+Status SyncRedisLease::LockForAttempt(std::unique_lock<std::mutex>& lock) const {
+  if (Status s = InBackoff(); !s.ok()) return s;
+  // After a failure, the caller that finds the window over probes Redis; the
+  // others fail at once rather than wait a Redis timeout behind it. While
+  // healthy they wait (a round trip) for a renewal that is likely to succeed.
+  if (failure_.load(std::memory_order_relaxed) != Failure::kNone) {
+    if (!lock.try_lock()) {
+      const Status failure = LastFailure();
+      if (!failure.ok()) return failure;
+      lock.lock();  // the probe just succeeded
+    }
+  } else {
+    lock.lock();
+  }
+  // The holder of mu_ before us may have just failed.
+  return InBackoff();
+}
+
+void SyncRedisLease::RecordAttempt(const Status& outcome) {
+  Failure failure = Failure::kNone;
+  if (outcome == kRedisUnavailable) failure = Failure::kRedis;
+  if (outcome == kNoFreeWorkerId) failure = Failure::kNoFreeId;
+  if (failure == Failure::kNone) {
+    if (outcome.ok()) {
+      backoff_micros_ = 0;
+      failure_.store(Failure::kNone, std::memory_order_relaxed);
+      retry_at_micros_.store(0, std::memory_order_release);
+    }
+    return;  // another refusal (a clock behind the watermark) is not Redis's
+  }
+  const int64_t first = std::chrono::microseconds(options_.first_backoff).count();
+  const int64_t max = std::chrono::microseconds(options_.max_backoff).count();
+  backoff_micros_ = backoff_micros_ == 0 ? first : std::min(backoff_micros_ * 2, max);
+  failure_.store(failure, std::memory_order_relaxed);
+  retry_at_micros_.store(clock_.NowUnixMicros() + backoff_micros_, std::memory_order_release);
+}
+
 Status SyncRedisLease::Refresh(GeneratorCore& generator, Reason reason) {
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_, std::defer_lock);
+  if (Status s = LockForAttempt(lock); !s.ok()) return s;
   if (abandoned_) return kNoWorkerId;
   const int64_t now = clock_.NowUnixMicros();
   // Another thread may have refreshed while this one waited for the mutex.
@@ -39,14 +94,33 @@ Status SyncRedisLease::Refresh(GeneratorCore& generator, Reason reason) {
   if (current && (reason == Reason::kSuspended || now - confirmed_at_micros_ < kJustConfirmedMicros)) {
     return Status::Ok();
   }
-  if (!held_ || generator.suspended()) return AcquireLocked(generator);
-  return RenewLocked(generator);
+  const Status outcome =
+      !held_ || generator.suspended() ? AcquireLocked(generator) : RenewLocked(generator);
+  RecordAttempt(outcome);
+  return outcome;
 }
 
 Status SyncRedisLease::Revalidate(GeneratorCore& generator) {
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_, std::defer_lock);
+  if (Status s = LockForAttempt(lock); !s.ok()) return s;
   if (abandoned_ || !held_) return Status::Ok();  // acquired lazily at the first ID
-  return RenewLocked(generator);
+  const Status outcome = RenewLocked(generator);
+  RecordAttempt(outcome);
+  return outcome;
+}
+
+bool SyncRedisLease::ReleaseUnknownSetsLocked() {
+  while (!unknown_sets_.empty()) {
+    const auto& [id, uuid] = unknown_sets_.back();
+    std::string ignored;
+    // Nothing was issued under it: the watermark is left as it is.
+    if (lease::Release(client_, options_.url.ns, id, uuid, 0, FinalWatermark::kRaise, &ignored) ==
+        LeaseReply::kNoAnswer) {
+      return false;  // still unreachable: one timeout per attempt, not one per key
+    }
+    unknown_sets_.pop_back();
+  }
+  return true;
 }
 
 int64_t SyncRedisLease::DeadlineAfter(int64_t sent_micros) const {
@@ -86,6 +160,10 @@ Status SyncRedisLease::RenewLocked(GeneratorCore& generator) {
 Status SyncRedisLease::AcquireLocked(GeneratorCore& generator) {
   generator.Suspend();
   held_ = false;
+  if (!ReleaseUnknownSetsLocked()) {
+    Log(LogLevel::kWarning, "cannot acquire a worker id: " + client_.error());
+    return kRedisUnavailable;
+  }
   uuid_ = NewUuid();
   std::set<uint32_t> used;
   if (options_.discovery.count() > 0) {
@@ -111,6 +189,10 @@ Status SyncRedisLease::AcquireLocked(GeneratorCore& generator) {
     const LeaseReply reply = SetIfAbsent(client_, options_.url.ns, id, uuid_, options_.ttl, &error_reply);
     if (reply == LeaseReply::kNotOurs) continue;
     if (reply == LeaseReply::kNoAnswer) {
+      // The SET may have been applied with its reply lost: give it back as
+      // soon as Redis answers again (bounded: one entry per failed attempt,
+      // and each attempt comes after a backoff window).
+      if (unknown_sets_.size() < kMaxUnknownSets) unknown_sets_.emplace_back(id, uuid_);
       Log(LogLevel::kWarning, "cannot acquire a worker id: " +
                                   (error_reply.empty() ? client_.error() : error_reply));
       return kRedisUnavailable;
@@ -141,7 +223,15 @@ Status SyncRedisLease::AcquireLocked(GeneratorCore& generator) {
               std::to_string(previous) + " ms); IDs are refused until the clock passes it");
     }
     confirmed_at_micros_ = sent;
-    if (Status s = generator.Resume(id, deadline); !s.ok()) return s;
+    if (Status s = generator.Resume(id, deadline); !s.ok()) {
+      // Ours but unusable: give it back now rather than hold it to expiry.
+      held_ = false;
+      std::string ignored;
+      lease::Release(client_, options_.url.ns, id, uuid_,
+                     std::max(previous_watermark_ms_, generator.last_issued_unix_millis()),
+                     FinalWatermark::kExact, &ignored);
+      return s;
+    }
     PublishHolder(client_, options_.url.ns, id, uuid_);
     Log(LogLevel::kInfo, "Assigned worker-id: " + std::to_string(id) + " (lease " + uuid_ + ")");
     return Status::Ok();

@@ -14,21 +14,35 @@
 //   * a lease found lost is never touched again; a new id is acquired with a
 //     new uuid, at once, in the same call;
 //   * when the lease cannot be confirmed the call fails: no ID rather than a
-//     possible duplicate.
+//     possible duplicate;
+//   * after a failed attempt (Redis unreachable, or no free id in the range)
+//     every call fails at once, with no network I/O, for a backoff window
+//     (first_backoff, doubling up to max_backoff, reset by a success); when
+//     the window ends one caller tries Redis while the others keep failing
+//     fast instead of queueing behind it. An exhausted range is therefore
+//     scanned once per window, never once per call;
+//   * a key SET whose reply was lost (a timeout) may be ours: it is released
+//     (compare-and-delete) at the next acquisition, so the id does not sit
+//     unused until the key expires; a key acquired but then not usable is
+//     released at once.
 //
 // Same keys, values, scripts and watermark as RedisLeaseKeeper, so embedded
 // users, servers and Go instances share one namespace.
 //
-// Thread safety: Refresh() may be called from many threads (serialized by a
-// mutex); Release() once, when no other call is running.
+// Thread safety: Refresh() and Revalidate() may be called from many threads
+// (Redis calls are serialized by a mutex; during a backoff window nobody
+// waits for it); Release() once, when no other call is running.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <mutex>
 #include <random>
 #include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "katsubushi/clock.h"
 #include "katsubushi/generator_core.h"
@@ -46,6 +60,8 @@ inline constexpr Status kNoFreeWorkerId{StatusCode::kUnavailable,
 
 struct SyncLeaseOptions {
   static constexpr std::chrono::milliseconds kDefaultTtl{60'000};
+  static constexpr std::chrono::milliseconds kDefaultFirstBackoff{100};
+  static constexpr std::chrono::milliseconds kDefaultMaxBackoff{2'000};
 
   RedisUrl url;
   uint32_t min_worker_id = 1;
@@ -57,6 +73,10 @@ struct SyncLeaseOptions {
   std::chrono::milliseconds discovery{0};
   RedisTimeouts timeouts{std::chrono::milliseconds(1000), std::chrono::milliseconds(1000)};
   std::chrono::milliseconds max_watermark_wait{1000};
+  // After a failed attempt no call touches Redis for this long, doubled at
+  // each further failure up to max_backoff; a success resets it.
+  std::chrono::milliseconds first_backoff = kDefaultFirstBackoff;
+  std::chrono::milliseconds max_backoff = kDefaultMaxBackoff;
   LogFunction log;
 };
 
@@ -83,6 +103,17 @@ class SyncRedisLease final : public LeaseRefresher {
   Status RenewLocked(GeneratorCore& generator);
   // The generator's deadline for a confirmation sent at `sent_micros`.
   int64_t DeadlineAfter(int64_t sent_micros) const;
+  // The last attempt's failure (Ok when it succeeded).
+  Status LastFailure() const;
+  // The last attempt's failure while its backoff window lasts; Ok after.
+  Status InBackoff() const;
+  // Locks mu_ for a Redis attempt, or says why this caller must fail fast.
+  Status LockForAttempt(std::unique_lock<std::mutex>& lock) const;
+  // Starts, lengthens or (on success) ends the backoff after an attempt.
+  void RecordAttempt(const Status& outcome);
+  // Releases the keys whose SET reply was lost, where they are ours; false
+  // when Redis does not answer (the rest are kept for the next attempt).
+  bool ReleaseUnknownSetsLocked();
   void Log(LogLevel level, const std::string& message) const;
 
   Clock& clock_;
@@ -97,6 +128,17 @@ class SyncRedisLease final : public LeaseRefresher {
   int64_t confirmed_at_micros_ = 0;
   int64_t previous_watermark_ms_ = 0;  // the previous holders', read at acquisition
   bool abandoned_ = false;
+  // (id, uuid) of SETs that timed out: maybe ours, nothing issued under them.
+  std::vector<std::pair<uint32_t, std::string>> unknown_sets_;
+  int64_t backoff_micros_ = 0;  // the current window's length; 0 when healthy
+
+  // Read without mu_ (that is their point): a caller in a backoff window
+  // learns it without waiting for the thread that holds mu_ in a Redis call.
+  // retry_at is written after failure_ (release) and read first (acquire), so
+  // a caller that sees a window sees its reason.
+  enum class Failure : int { kNone, kRedis, kNoFreeId };
+  std::atomic<Failure> failure_{Failure::kNone};
+  std::atomic<int64_t> retry_at_micros_{0};
 };
 
 }  // namespace katsubushi::lease

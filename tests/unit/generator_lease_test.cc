@@ -135,6 +135,7 @@ TEST(GeneratorLeaseTest, SuspendAndResumeUnderConcurrentIssuing) {
   constexpr int kRounds = 100;
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> issued_while_suspended{0};
+  std::atomic<uint64_t> issued{0};
   // Odd while suspended: incremented after Suspend() returns and again before
   // Resume() starts.
   std::atomic<uint64_t> phase{0};
@@ -150,6 +151,7 @@ TEST(GeneratorLeaseTest, SuspendAndResumeUnderConcurrentIssuing) {
         const uint64_t after = phase.load(std::memory_order_acquire);
         if (id.ok()) {
           per_thread[t].push_back(*id);
+          issued.fetch_add(1, std::memory_order_relaxed);
           if (before == after && before % 2 == 1) issued_while_suspended.fetch_add(1);
         }
         // Leave the controlling thread some CPU on a 2-core machine.
@@ -157,6 +159,9 @@ TEST(GeneratorLeaseTest, SuspendAndResumeUnderConcurrentIssuing) {
       }
     });
   }
+  // On a loaded machine the issuing threads may not have run yet: the rounds
+  // below only test something once they are issuing.
+  while (issued.load(std::memory_order_relaxed) == 0) std::this_thread::yield();
   for (int round = 0; round < kRounds; ++round) {
     clock.Advance(300);
     gen->Suspend();

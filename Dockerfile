@@ -2,29 +2,50 @@
 # arguments and environment variables, same port:
 #   docker run -p 11212:11212 katsubushi-cpp -worker-id 1
 #   docker run -p 11212:11212 katsubushi-cpp -redis redis://redis:6379/0?ns=katsubushi
-FROM debian:bookworm AS build
+#
+# Two images, both FROM scratch (no shell, no package manager), running as
+# the unprivileged user katsubushi (uid 10001):
+#   minimal (default)  the self-contained server (KATSUBUSHI_STATIC_RUNTIME),
+#                      katsubushi-dump, and glibc's libc and loader   4.7 MB
+#     docker build -t katsubushi-cpp .
+#   grpc               + katsubushi-grpc.so and the gRPC, protobuf,
+#                      OpenSSL and C++ libraries it loads (-grpc-port) 27.5 MB
+#     docker build --target grpc -t katsubushi-cpp:grpc .
+# Health checks run the binary itself: `katsubushi -health-check` (with the
+# server's ports in its flags or environment; see README).
+# podman: build with --format docker, or the OCI format drops HEALTHCHECK.
+#
+# Both architectures: --platform linux/amd64 or linux/arm64. The build stage
+# always runs on the build machine's own architecture and cross-compiles for
+# arm64 with Debian's aarch64 toolchain (minimal image only: Debian's arm64
+# gRPC cannot be cross-built against here).
+ARG BASE_IMAGE=debian:bookworm
+
+FROM --platform=$BUILDPLATFORM ${BASE_IMAGE} AS build
+ARG TARGETARCH
+ENV DEBIAN_FRONTEND=noninteractive
 WORKDIR /src
 COPY scripts/install-deps scripts/install-deps
-RUN scripts/install-deps --build-only
+RUN if [ "${TARGETARCH:-amd64}" = arm64 ] && [ "$(dpkg --print-architecture)" != arm64 ]; then \
+      scripts/install-deps --build-only --cross-arm64; \
+    else \
+      scripts/install-deps --build-only; \
+    fi \
+ && apt-get clean && rm -rf /var/lib/apt/lists/*
 COPY . .
-RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release \
-      -DKATSUBUSHI_BUILD_TESTS=OFF -DKATSUBUSHI_BUILD_BENCHMARKS=OFF \
- && cmake --build /build --target katsubushi katsubushi-dump \
- && strip /build/cmd/katsubushi/katsubushi /build/cmd/katsubushi/katsubushi-grpc.so \
-          /build/cmd/katsubushi-dump/katsubushi-dump
+RUN scripts/image-build "${TARGETARCH:-amd64}" /build /rootfs /rootfs-grpc
 
-FROM debian:bookworm-slim
-# gRPC's libraries serve katsubushi-grpc.so, which the server loads only
-# with -grpc-port; without it they are never mapped. curl is for health
-# checks (docker-compose.yml, ECS) against /healthz.
-RUN apt-get update \
- && apt-get install -y --no-install-recommends libspdlog1.10 libfmt9 libhiredis0.14 \
-      libgrpc++1.51 libgrpc29 libprotobuf32 curl ca-certificates \
- && rm -rf /var/lib/apt/lists/* \
- && useradd --system --no-create-home --uid 10001 katsubushi
-COPY --from=build /build/cmd/katsubushi/katsubushi /build/cmd/katsubushi-dump/katsubushi-dump /usr/local/bin/
-COPY --from=build /build/cmd/katsubushi/katsubushi-grpc.so /usr/local/lib/katsubushi/
+FROM scratch AS grpc
+COPY --from=build /rootfs-grpc/ /
 USER katsubushi
 EXPOSE 11212
+HEALTHCHECK --interval=5s --timeout=3s --start-period=10s CMD ["/usr/local/bin/katsubushi", "-health-check"]
 # HTTP and gRPC are off unless -http-port / -grpc-port are given.
+ENTRYPOINT ["/usr/local/bin/katsubushi"]
+
+FROM scratch AS minimal
+COPY --from=build /rootfs/ /
+USER katsubushi
+EXPOSE 11212
+HEALTHCHECK --interval=5s --timeout=3s --start-period=10s CMD ["/usr/local/bin/katsubushi", "-health-check"]
 ENTRYPOINT ["/usr/local/bin/katsubushi"]

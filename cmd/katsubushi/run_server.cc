@@ -88,6 +88,16 @@ struct WorkerIdSource {
 
 int RunServer(const Config& config) {
   ConfigureLogging(config);
+  // Signal handlers first, before any listener: a SIGTERM during start-up
+  // (an orchestrator scaling in) is then a normal shutdown, not the default
+  // action's death that skips the drain and the lease release.
+  boost::asio::io_context signal_io(1);
+  boost::asio::signal_set signals(signal_io, SIGINT, SIGTERM);
+  signals.add(SIGHUP);
+  signals.add(SIGQUIT);
+  signals.async_wait([](const boost::system::error_code& ec, int signal) {
+    if (!ec) spdlog::info("Got signal {}", signal);
+  });
   if (config.enable_pprof || config.enable_stats) {
     spdlog::warn("-enable-pprof and -enable-stats are Go runtime profilers; not supported here, ignored");
   }
@@ -186,14 +196,7 @@ int RunServer(const Config& config) {
   }
   if (!leased) spdlog::info("Worker ID = {}", generator->worker_id());
 
-  boost::asio::io_context signal_io(1);
-  boost::asio::signal_set signals(signal_io, SIGINT, SIGTERM);
-  signals.add(SIGHUP);
-  signals.add(SIGQUIT);
-  signals.async_wait([](const boost::system::error_code& ec, int signal) {
-    if (!ec) spdlog::info("Got signal {}", signal);
-  });
-  signal_io.run();
+  signal_io.run();  // returns at once for a signal that came during start-up
 
   // Stop accepting and finish what is in flight, then give the worker id
   // back (its watermark records the last ID those requests got).

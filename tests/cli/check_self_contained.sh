@@ -23,7 +23,10 @@ done
 # The version-needs section names every version the binary asks for:
 # GLIBC_x.y[.z] from glibc, and GLIBCXX_/CXXABI_/GCC_ when the C++ runtime is
 # shared.
-versions=$(readelf -V -W "$binary" | sed -n 's/.*Name: \([A-Z_]*[0-9][0-9.]*\).*/\1/p' | sort -u)
+# The imported symbols name the same versions (name@VERSION); both are read
+# so that neither listing can hide one.
+versions=$({ readelf -V -W "$binary" | sed -n 's/.*Name: \([A-Z_]*[0-9][0-9.]*\).*/\1/p'
+             readelf --dyn-syms -W "$binary" | sed -n 's/.* UND [^@]*@\([A-Z_]*[0-9][0-9.]*\).*/\1/p'; } | sort -u)
 newest=""
 for v in $versions; do
   case $v in

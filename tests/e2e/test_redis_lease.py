@@ -478,7 +478,8 @@ def test_docker_compose_commands_run_as_written(katsubushi_bin, rds, tmp_path):
     try:
         for name, svc in services.items():
             health = svc["healthcheck"]["test"]
-            health_port = int(re.search(r"127\.0\.0\.1:(\d+)/healthz", " ".join(health)).group(1))
+            assert health[:3] == ["CMD", "/usr/local/bin/katsubushi", "-health-check"]
+            health_port = int(re.search(r"-http-port=(\d+)", " ".join(health)).group(1))
             args = []
             for arg in svc["command"]:
                 if arg.startswith("-redis="):
@@ -495,6 +496,10 @@ def test_docker_compose_commands_run_as_written(katsubushi_bin, rds, tmp_path):
             running.append(s)
         for s in running:
             s.wait_healthy()
+            # The compose health check itself, pointed at this server's port.
+            r = subprocess.run([katsubushi_bin, "-health-check", f"-http-port={s.http_port}"],
+                               capture_output=True, text=True, timeout=10)
+            assert r.returncode == 0 and r.stdout.startswith("healthy: HTTP"), r.stdout
         assert len({s.worker_id() for s in running}) == 2
         assert "Listening gRPC server" in running[0].output()
     finally:

@@ -1,6 +1,7 @@
 // katsubushi: the ID server. main() only turns argv and the environment into a
 // Config (or an exit code) and hands over to RunServer(), or to RunLambda()
 // inside AWS Lambda.
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <string_view>
@@ -12,6 +13,10 @@
 #include "run_server.h"
 
 int main(int argc, char** argv) {
+  // A peer that has gone away must be an EPIPE on the write, not the end of
+  // the process: hiredis writes to Redis with write(2) (Asio's sends use
+  // MSG_NOSIGNAL, but not every socket here is Asio's).
+  std::signal(SIGPIPE, SIG_IGN);
   const std::vector<std::string_view> args(argv + 1, argv + argc);
   const katsubushi::ConfigResult parsed = katsubushi::ParseConfig(args, katsubushi::ProcessEnv());
   // In AWS Lambda (a custom runtime's bootstrap) the same binary serves its

@@ -110,4 +110,16 @@ std::string RenderMetrics(const StatsSnapshot& s, const GeneratorCore& generator
   return out;
 }
 
+std::string RenderLeaseMetrics(const LeaseMetrics& lease) {
+  std::string out;
+  Writer w(&out);
+  w.Header("katsubushi_lease_acquisitions_total", "counter", "Worker id leases acquired through Redis.");
+  w.Sample("katsubushi_lease_acquisitions_total", "", lease.acquisitions);
+  w.Header("katsubushi_lease_losses_total", "counter", "Leases found taken by someone else at renewal.");
+  w.Sample("katsubushi_lease_losses_total", "", lease.losses);
+  w.Header("katsubushi_lease_renew_failures_total", "counter", "Renewals Redis did not answer.");
+  w.Sample("katsubushi_lease_renew_failures_total", "", lease.renew_failures);
+  return out;
+}
+
 }  // namespace katsubushi::http

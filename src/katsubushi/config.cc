@@ -136,6 +136,11 @@ constexpr Flag kFlags[] = {
      [](Config& c, std::string_view v) { return ParseBool(v, &c.show_version); }},
     {"threads", false, "int", "io threads. 0 means one per CPU core.", "0",
      [](Config& c, std::string_view v) { return ParseInt(v, &c.threads); }},
+    {"shutdown-timeout", false, "duration",
+     "on SIGTERM/SIGINT, how long in-flight requests may take before they are cut off "
+     "(one deadline for every listener; idle connections close at once)",
+     "5s",
+     [](Config& c, std::string_view v) { return ParseIdleTimeout(v, &c.shutdown_timeout); }},
 };
 
 const Flag* FindFlag(std::string_view name) {

@@ -25,6 +25,12 @@
  * than risk a duplicate ID. After fork() the child's copy of a handle fails
  * with KB_FORKED: open a new one in the child. No C++ exception crosses this
  * interface. The library starts no thread and installs no signal handler.
+ * SIGPIPE: with a Redis lease the library talks to Redis through hiredis,
+ * which writes with write(2); if Redis closes the connection the write raises
+ * SIGPIPE, whose default action ends the process. A program that uses a Redis
+ * lease must ignore SIGPIPE (signal(SIGPIPE, SIG_IGN), as the katsubushi
+ * server does) or block it in the threads that call kb_ functions; the write
+ * then fails with EPIPE and the call answers KB_UNAVAILABLE.
  */
 #ifndef KATSUBUSHI_H_
 #define KATSUBUSHI_H_

@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "memcache/binary_header.h"
 #include "net/close_when_sent.h"
 
 namespace katsubushi::memcache {
@@ -38,10 +39,11 @@ class Connection final : public net::Connection,
         socket_(std::move(socket)),
         idle_timer_(worker.io()) {}
 
-  ~Connection() override { context_.stats.ConnectionClosed(Front::kMemcacheText); }
+  ~Connection() override { context_.stats.ConnectionClosed(front_); }
 
   void Start() {
-    context_.stats.ConnectionOpened(Front::kMemcacheText);
+    // Counted as text until the first byte says otherwise.
+    context_.stats.ConnectionOpened(front_);
     boost::system::error_code ec;
     socket_.non_blocking(true, ec);
     if (ec) return Close();
@@ -80,7 +82,14 @@ class Connection final : public net::Connection,
     if (ec) return Close();
     used_ += n;
     last_active_ = Clock::now();
-    if (!session_) session_ = NewSession(static_cast<uint8_t>(buffer_[0]), context_);
+    if (!session_) {
+      const auto first = static_cast<uint8_t>(buffer_[0]);
+      session_ = NewSession(first, context_);
+      if (first == kBinaryRequestMagic) {
+        context_.stats.ConnectionIs(front_, Front::kMemcacheBinary);
+        front_ = Front::kMemcacheBinary;
+      }
+    }
 
     std::string& out = write_buffer;
     out.clear();
@@ -175,6 +184,7 @@ class Connection final : public net::Connection,
   std::string unsent_;  // reply bytes the kernel did not take yet (usually empty)
   bool close_after_write_ = false;
   bool stopping_ = false;
+  Front front_ = Front::kMemcacheText;  // the label it is counted under
   Clock::time_point last_active_;
 };
 

@@ -37,8 +37,6 @@ class GrpcServer final : public GrpcFront {
   void StopAccepting() override;
   void CloseIdle() override;
   bool Drain(net::Deadline deadline) override;
-  // net::Stop(*this, grace), for callers that stop this front alone.
-  void Stop(std::chrono::milliseconds grace = std::chrono::seconds(5)) { net::Stop(*this, grace); }
 
   struct Impl;
 

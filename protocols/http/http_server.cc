@@ -138,14 +138,12 @@ class Session final : public net::Connection, public std::enable_shared_from_thi
 }  // namespace
 
 HttpServer::HttpServer(const HttpContext& context, HttpOptions options)
-    : context_(context),
-      options_(std::move(options)),
-      io_(net::IoServerOptions{"http", options_.threads, options_.max_connections},
-          [this](net::Worker& worker, net::TcpSocket socket) {
-            std::make_shared<Session>(worker, context_, options_, std::move(socket))->Start();
-          }) {}
-
-HttpServer::~HttpServer() = default;
+    : net::IoFront(net::IoServerOptions{"http", options.threads, options.max_connections},
+                   [this](net::Worker& worker, net::TcpSocket socket) {
+                     std::make_shared<Session>(worker, context_, options_, std::move(socket))->Start();
+                   }),
+      context_(context),
+      options_(std::move(options)) {}
 
 std::error_code HttpServer::Start() {
   if (const auto ec = io_.ListenTcp(options_.address, options_.port)) {

@@ -40,27 +40,18 @@ struct HttpOptions {
   size_t max_connections = kMaxConnections;
 };
 
-class HttpServer final : public net::Front {
+class HttpServer final : public net::IoFront {
  public:
   HttpServer(const HttpContext& context, HttpOptions options);
-  ~HttpServer() override;
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
   std::error_code Start() override;
-  void StopAccepting() override { io_.StopAccepting(); }
-  void CloseIdle() override { io_.CloseIdle(); }
-  bool Drain(net::Deadline deadline) override { return io_.Drain(deadline); }
-  // net::Stop(*this, grace), for callers that stop this front alone.
-  void Stop(std::chrono::milliseconds grace = std::chrono::seconds(5)) { net::Stop(*this, grace); }
-
   uint16_t port() const { return io_.tcp_port(); }
-  uint64_t rejected_connections() const { return io_.rejected_connections(); }
 
  private:
   const HttpContext& context_;
   const HttpOptions options_;
-  net::IoServer io_;
 };
 
 }  // namespace katsubushi::http

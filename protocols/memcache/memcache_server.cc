@@ -197,14 +197,13 @@ auto StartConnection(const ServiceContext& context, const ServerOptions& options
 
 }  // namespace
 
+// The handlers keep a reference to options_, which is constructed after the
+// base but before any connection can be accepted.
 MemcacheServer::MemcacheServer(const ServiceContext& context, ServerOptions options)
-    : context_(context),
-      options_(std::move(options)),
-      io_(net::IoServerOptions{"memcached", options_.threads, options_.max_connections},
-          StartConnection<net::TcpSocket>(context_, options_),
-          StartConnection<net::UnixSocket>(context_, options_)) {}
-
-MemcacheServer::~MemcacheServer() = default;
+    : net::IoFront(net::IoServerOptions{"memcached", options.threads, options.max_connections},
+                   StartConnection<net::TcpSocket>(context, options_),
+                   StartConnection<net::UnixSocket>(context, options_)),
+      options_(std::move(options)) {}
 
 std::error_code MemcacheServer::Start() {
   if (options_.listen_tcp) {

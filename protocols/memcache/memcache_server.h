@@ -35,30 +35,19 @@ struct ServerOptions {
   size_t max_connections = kDefaultMaxConnections;
 };
 
-class MemcacheServer final : public net::Front {
+class MemcacheServer final : public net::IoFront {
  public:
   MemcacheServer(const ServiceContext& context, ServerOptions options);
-  ~MemcacheServer() override;
   MemcacheServer(const MemcacheServer&) = delete;
   MemcacheServer& operator=(const MemcacheServer&) = delete;
 
   // Binds every listener and starts the worker threads.
   std::error_code Start() override;
-  void StopAccepting() override { io_.StopAccepting(); }
-  void CloseIdle() override { io_.CloseIdle(); }
-  bool Drain(net::Deadline deadline) override { return io_.Drain(deadline); }
-  // net::Stop(*this, grace), for callers that stop this front alone.
-  void Stop(std::chrono::milliseconds grace = std::chrono::seconds(5)) { net::Stop(*this, grace); }
-
   // The bound TCP port (useful after asking for port 0).
   uint16_t tcp_port() const { return io_.tcp_port(); }
-  size_t open_connections() const { return io_.open_connections(); }
-  uint64_t rejected_connections() const { return io_.rejected_connections(); }
 
  private:
-  const ServiceContext& context_;
   const ServerOptions options_;
-  net::IoServer io_;
 };
 
 }  // namespace katsubushi::memcache

@@ -33,6 +33,9 @@ class Front {
   // Waits until every connection is gone, or until `deadline`, then ends
   // whatever is left. Returns true when nothing had to be cut off.
   virtual bool Drain(Deadline deadline) = 0;
+
+  // All three for this front alone (tests, and programs with one front).
+  bool Stop(std::chrono::milliseconds timeout = std::chrono::seconds(5));
 };
 
 // Stops every front with one deadline `timeout` from now: all stop accepting,
@@ -48,10 +51,9 @@ inline bool StopAll(std::span<Front* const> fronts, std::chrono::milliseconds ti
   return clean;
 }
 
-// One front alone (tests, and servers that own one front).
-inline bool Stop(Front& front, std::chrono::milliseconds timeout) {
-  Front* const one[] = {&front};
-  return StopAll(one, timeout);
+inline bool Front::Stop(std::chrono::milliseconds timeout) {
+  Front* const self[] = {this};
+  return StopAll(self, timeout);
 }
 
 }  // namespace katsubushi::net

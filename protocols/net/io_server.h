@@ -170,4 +170,22 @@ class IoServer {
   size_t finished_threads_ = 0;  // guarded by finished_mutex_
 };
 
+// A front whose connections run on an IoServer (memcached, HTTP): its stop
+// is the IoServer's.
+class IoFront : public Front {
+ public:
+  void StopAccepting() override { io_.StopAccepting(); }
+  void CloseIdle() override { io_.CloseIdle(); }
+  bool Drain(Deadline deadline) override { return io_.Drain(deadline); }
+
+  size_t open_connections() const { return io_.open_connections(); }
+  uint64_t rejected_connections() const { return io_.rejected_connections(); }
+
+ protected:
+  IoFront(IoServerOptions options, IoServer::TcpHandler on_tcp, IoServer::UnixHandler on_unix = {})
+      : io_(std::move(options), std::move(on_tcp), std::move(on_unix)) {}
+
+  IoServer io_;
+};
+
 }  // namespace katsubushi::net

@@ -19,12 +19,15 @@ NS = "kblog"
 HOSTILE = b'x"y\\z\n{"level":"fatal","message":"forged"}\r\n\x01\x1b[31m \xff\xfe\xc3 end'
 
 
-def run_json_server(binary, args, tmp_path, until, timeout=15):
-    """Starts the server with -log-format=json, calls until() (which returns
-    once what it waits for happened), stops it; returns stderr's lines."""
+def run_json_server(binary, redis_url, tmp_path, until, timeout=15):
+    """Starts a server leasing its id from `redis_url` with -log-format=json,
+    calls until() (which returns once what it waits for happened), stops it;
+    returns stderr's lines."""
     log_path = tmp_path / f"json-{free_port()}.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([binary, "-log-format=json", "-threads=1", *args],
+        proc = subprocess.Popen([binary, "-log-format=json", "-threads=1", f"-redis={redis_url}",
+                                 "-min-worker-id=1", "-max-worker-id=3", "-port=0",
+                                 f"-http-port={free_port()}"],
                                 stdout=subprocess.DEVNULL, stderr=log)
         try:
             until(proc, log_path)
@@ -75,10 +78,7 @@ def test_hostile_broadcast_payloads_keep_every_line_json(katsubushi_bin, tmp_pat
                 time.sleep(0.1)
             wait_for_log(log_path, b"Assigned worker-id", proc)
 
-        lines = run_json_server(katsubushi_bin, [f"-redis={rds.url(NS)}",
-                                                 "-min-worker-id=1", "-max-worker-id=3", "-port=0",
-                                                 f"-http-port={free_port()}"],
-                                tmp_path, publish_while_it_listens)
+        lines = run_json_server(katsubushi_bin, rds.url(NS), tmp_path, publish_while_it_listens)
     finally:
         rds.stop(signal.SIGKILL)
     objects = parse_every_line(lines)
@@ -139,10 +139,8 @@ def test_hostile_redis_error_replies_keep_every_line_json(katsubushi_bin, tmp_pa
             wait_for_log(log_path, b"cannot reach Redis", proc)
 
         # db 1: the server sends SELECT and logs the error reply it gets.
-        lines = run_json_server(katsubushi_bin, [f"-redis=redis://127.0.0.1:{fake.port}/1?ns={NS}",
-                                                 "-min-worker-id=1", "-max-worker-id=3", "-port=0",
-                                                 f"-http-port={free_port()}"],
-                                tmp_path, until_the_error_is_logged)
+        lines = run_json_server(katsubushi_bin, f"redis://127.0.0.1:{fake.port}/1?ns={NS}", tmp_path,
+                                until_the_error_is_logged)
     finally:
         fake.stop()
     objects = parse_every_line(lines)

@@ -165,10 +165,14 @@ def test_idle_clients_of_every_front_do_not_hold_the_stop(started, stubs):
         watching.close()
 
 
-def test_a_request_in_flight_is_answered_then_the_process_exits(started):
+@pytest.mark.parametrize("lines", [50, 250])
+def test_a_request_in_flight_is_answered_then_the_process_exits(started, lines):
     """A client that pipelines large gets and does not read: its replies are in
     flight when SIGTERM comes. They arrive whole, then the connection closes
-    and the process exits 0, without waiting for the deadline."""
+    and the process exits 0, without waiting for the deadline. 50 gets (1.9 MB
+    of replies) fit in the kernel's send buffer (4 MiB at most): the server has
+    nothing left to write and waits for the reading; 250 (9.5 MB) do not: it
+    is still writing when the stop comes."""
     port = free_port()
     k = started(["-worker-id=42", f"-port={port}", "-threads=1", "-shutdown-timeout=10s"])
     wait_listening(port, k.proc)
@@ -178,7 +182,7 @@ def test_a_request_in_flight_is_answered_then_the_process_exits(started):
     line = b"get " + b" ".join(b"k%d" % i for i in range(1000)) + b"\r\n"
     client.setblocking(False)
     sent = 0
-    batch = line * 50  # ~1.9 MB of replies
+    batch = line * lines  # 38 KB of replies a line
     stalled_at = time.monotonic() + 0.5
     while time.monotonic() < stalled_at:
         try:

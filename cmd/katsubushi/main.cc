@@ -2,6 +2,7 @@
 // Config (or an exit code) and hands over to RunServer(), or inside AWS Lambda
 // to RunExtension() (an extension) or RunLambda() (a custom runtime), or to
 // RunHealthCheck() for -health-check.
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -16,6 +17,10 @@
 #include "run_server.h"
 
 int main(int argc, char** argv) {
+  // A peer that has gone away must be an EPIPE on the write, not the end of
+  // the process: hiredis writes to Redis with write(2) (Asio's sends use
+  // MSG_NOSIGNAL, but not every socket here is Asio's).
+  std::signal(SIGPIPE, SIG_IGN);
   const std::vector<std::string_view> args(argv + 1, argv + argc);
   const katsubushi::ConfigResult parsed = katsubushi::ParseConfig(args, katsubushi::ProcessEnv());
   // A health check asks the server beside it, wherever that runs.

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <thread>
+#include <vector>
 
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -14,7 +15,9 @@
 #include "katsubushi/version.h"
 #include "lambda/extension_client.h"
 #include "memcache/session.h"
-#include "server/memcache_server.h"
+#include "logging.h"
+#include "memcache/memcache_server.h"
+#include "net/front.h"
 
 namespace katsubushi {
 namespace {
@@ -67,7 +70,7 @@ int RunExtension(const Config& config, const std::string& parse_error,
                  const std::string& runtime_api, std::string_view argv0) {
   // stderr goes to CloudWatch. The fronts log from their threads.
   spdlog::set_default_logger(spdlog::stderr_logger_mt("katsubushi"));
-  spdlog::set_pattern(R"({"level":"%l","message":"%v"})");
+  spdlog::set_formatter(NewJsonFormatter(/*with_time=*/false));
 
   lambda::ExtensionClient client(runtime_api);
   std::string error;
@@ -105,20 +108,23 @@ int RunExtension(const Config& config, const std::string& parse_error,
   const size_t threads = config.threads > 0 ? static_cast<size_t>(config.threads)
                                             : std::max(1u, std::thread::hardware_concurrency());
   const memcache::ServiceContext memcache_context{generator.core(), stats, kVersion};
-  server::ServerOptions server_options;
+  memcache::ServerOptions server_options;
   server_options.listen_tcp = config.sock.empty() && config.port != 0;
   server_options.tcp_address = kLoopback;
   server_options.tcp_port = static_cast<uint16_t>(config.port);
   server_options.unix_socket_path = config.sock;
   server_options.idle_timeout = config.idle_timeout;
   server_options.threads = threads;
-  server::MemcacheServer memcache_server(memcache_context, server_options);
+  memcache::MemcacheServer memcache_server(memcache_context, server_options);
+  // Every front that started; they all stop together, to one deadline.
+  std::vector<net::Front*> fronts;
   const bool memcache_on = server_options.listen_tcp || !server_options.unix_socket_path.empty();
   if (memcache_on) {
     if (std::error_code ec = memcache_server.Start()) {
       return fail_init("Listen", "cannot listen for memcached on " + std::string(kLoopback) + ":" +
                                      std::to_string(config.port) + ": " + ec.message());
     }
+    fronts.push_back(&memcache_server);
   }
   // /healthz is 503 with the reason while no worker id can be had (Redis
   // down, or every id of the range taken by other environments).
@@ -135,10 +141,11 @@ int RunExtension(const Config& config, const std::string& parse_error,
   http::HttpServer http_server(http_context, http_options);
   if (config.http_port != 0) {
     if (std::error_code ec = http_server.Start()) {
-      memcache_server.Stop(std::chrono::milliseconds(0));
+      net::StopAll(fronts, std::chrono::milliseconds(0));
       return fail_init("Listen", "cannot listen for HTTP on " + std::string(kLoopback) + ":" +
                                      std::to_string(config.http_port) + ": " + ec.message());
     }
+    fronts.push_back(&http_server);
   }
   spdlog::info("katsubushi {} extension ready: memcached {}:{}, HTTP {}:{}", kVersion, kLoopback,
                memcache_on ? memcache_server.tcp_port() : 0, kLoopback,
@@ -150,8 +157,7 @@ int RunExtension(const Config& config, const std::string& parse_error,
       spdlog::error("{}", error);
       std::string report_error;
       if (!client.ReportExitError("EventLoop", error, &report_error)) spdlog::error("{}", report_error);
-      http_server.Stop(std::chrono::milliseconds(0));
-      memcache_server.Stop(std::chrono::milliseconds(0));
+      net::StopAll(fronts, std::chrono::milliseconds(0));
       generator.Close();
       return 1;
     }
@@ -171,12 +177,7 @@ int RunExtension(const Config& config, const std::string& parse_error,
         event.deadline_ms > 0 ? event.deadline_ms - NowUnixMillis() : 2000);
     const auto drain = std::clamp(budget - kReleaseReserve, std::chrono::milliseconds(0), kMaxDrain);
     spdlog::info("shutdown ({}): draining for up to {} ms", event.shutdown_reason, drain.count());
-    // One deadline for both fronts.
-    const auto drain_end = std::chrono::steady_clock::now() + drain;
-    http_server.Stop(drain);
-    memcache_server.Stop(std::max(std::chrono::milliseconds(0),
-                                  std::chrono::duration_cast<std::chrono::milliseconds>(
-                                      drain_end - std::chrono::steady_clock::now())));
+    net::StopAll(fronts, drain);
     const Status released = generator.Close();
     if (!released.ok()) spdlog::warn("releasing the worker id: {}", released.message());
     spdlog::info("shutdown completed");

@@ -11,6 +11,7 @@
 #include "katsubushi/version.h"
 #include "lambda/event.h"
 #include "lambda/runtime_client.h"
+#include "logging.h"
 
 namespace katsubushi {
 namespace {
@@ -69,7 +70,7 @@ void ReportLambdaInitError(const std::string& runtime_api, const std::string& me
 int RunLambda(const Config& config, const std::string& runtime_api) {
   // stderr goes to CloudWatch; no thread, no signal handler.
   spdlog::set_default_logger(spdlog::stderr_logger_st("katsubushi"));
-  spdlog::set_pattern(R"({"level":"%l","message":"%v"})");
+  spdlog::set_formatter(NewJsonFormatter(/*with_time=*/false));
 
   auto fail_init = [&](const std::string& message) {
     spdlog::error("{}", message);

@@ -2,27 +2,9 @@
 
 namespace katsubushi::grpc_api {
 
-Result<uint64_t> CoreBackend::NextId() {
-  stats_.CountGet(Front::kGrpc);
-  Result<uint64_t> id = generator_.Next();
-  if (id.ok()) {
-    stats_.CountIssued(Front::kGrpc, 1);
-  } else {
-    stats_.CountFailed(Front::kGrpc, id.status());
-  }
-  return id;
-}
+Result<uint64_t> CoreBackend::NextId() { return issuer_.Next(); }
 
-Status CoreBackend::NextIds(std::span<uint64_t> out) {
-  stats_.CountGet(Front::kGrpc);
-  const Status s = generator_.NextN(out);
-  if (s.ok()) {
-    stats_.CountIssued(Front::kGrpc, out.size());
-  } else {
-    stats_.CountFailed(Front::kGrpc, s, out.size());
-  }
-  return s;
-}
+Status CoreBackend::NextIds(std::span<uint64_t> out) { return issuer_.NextN(out); }
 
 StatsFields CoreBackend::GetStats() {
   const StatsSnapshot s = stats_.Snapshot();

@@ -8,6 +8,7 @@
 
 #include "grpc/backend.h"
 #include "katsubushi/generator_core.h"
+#include "katsubushi/issuer.h"
 #include "katsubushi/stats.h"
 
 namespace katsubushi::grpc_api {
@@ -17,7 +18,11 @@ class CoreBackend final : public Backend {
   // `health` overrides the generator's own check when set (the Redis lease).
   CoreBackend(katsubushi::GeneratorCore& generator, katsubushi::Stats& stats,
               std::string_view version, std::function<Status()> health = {})
-      : generator_(generator), stats_(stats), version_(version), health_(std::move(health)) {}
+      : generator_(generator),
+        stats_(stats),
+        issuer_(generator, stats, Front::kGrpc),
+        version_(version),
+        health_(std::move(health)) {}
 
   Result<uint64_t> NextId() override;
   Status NextIds(std::span<uint64_t> out) override;
@@ -27,6 +32,7 @@ class CoreBackend final : public Backend {
  private:
   katsubushi::GeneratorCore& generator_;
   katsubushi::Stats& stats_;
+  katsubushi::Issuer issuer_;
   std::string version_;
   std::function<Status()> health_;
 };

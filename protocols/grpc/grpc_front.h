@@ -17,6 +17,7 @@
 #include <system_error>
 
 #include "grpc/backend.h"
+#include "net/front.h"
 
 namespace katsubushi::grpc_api {
 
@@ -28,12 +29,10 @@ struct GrpcOptions {
   uint16_t port = 0;              // 0: an ephemeral port (see port())
 };
 
-class GrpcFront {
+// The gRPC front stops like every other (net::Front); only the port is its own.
+class GrpcFront : public net::Front {
  public:
-  virtual ~GrpcFront() = default;
-  virtual std::error_code Start() = 0;
   virtual uint16_t port() const = 0;
-  virtual void Stop(std::chrono::milliseconds grace) = 0;
 };
 
 // The module's file name, and the one symbol it exports:

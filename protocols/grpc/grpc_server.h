@@ -6,9 +6,12 @@
 // Handlers use the callback API and finish inline: issuing an ID never
 // blocks on I/O, so there is nothing to hand off to another thread.
 //
-// Start() binds and serves; Stop() stops accepting, lets in-flight calls
-// finish within `grace`, then cancels the rest. The Backend must outlive the
-// server.
+// Stop (net::Front): StopAccepting() reports NOT_SERVING and begins gRPC's
+// shutdown (GOAWAY, no new calls); Drain() lets the unary calls in flight
+// finish, then ends everything else at once: channels with no call in flight
+// and the health service's Watch streams, which never end on their own and
+// would otherwise hold the shutdown until the deadline. Past the deadline
+// every call is cancelled. The Backend must outlive the server.
 #pragma once
 
 #include <chrono>
@@ -31,7 +34,9 @@ class GrpcServer final : public GrpcFront {
 
   std::error_code Start() override;
   uint16_t port() const override { return bound_port_; }
-  void Stop(std::chrono::milliseconds grace = std::chrono::seconds(5)) override;
+  void StopAccepting() override;
+  void CloseIdle() override;
+  bool Drain(net::Deadline deadline) override;
 
   struct Impl;
 

@@ -1,17 +1,12 @@
 #include "http/http_server.h"
 
-#include "net/listen.h"
+#include "net/close_when_sent.h"
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <mutex>
+#include <memory>
 #include <optional>
-#include <thread>
-#include <unordered_set>
-#include <vector>
-
-#include <spdlog/spdlog.h>
 
 namespace katsubushi::http {
 namespace {
@@ -19,53 +14,7 @@ namespace {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
-
-constexpr std::chrono::milliseconds kAcceptRetryDelay{50};
-
-}  // namespace
-
-class Session;
-
-// One io_context per thread, connections pinned to one: a session's handlers
-// never run concurrently, so it needs no strand, and its stream can use the
-// concrete io_context executor instead of a type-erased, reference-counted one.
-struct Worker {
-  asio::io_context io{1};
-  // Keeps run() going while the worker has no connection yet; Stop() ends it.
-  asio::executor_work_guard<asio::io_context::executor_type> guard{io.get_executor()};
-  std::thread thread;
-};
-
-struct HttpServer::Impl {
-  Impl(HttpServer& s, const HttpContext& c, HttpOptions o)
-      : server(s), context(c), options(std::move(o)) {
-    for (size_t i = 0; i < std::max<size_t>(1, options.threads); ++i) {
-      workers.push_back(std::make_unique<Worker>());
-    }
-  }
-
-  HttpServer& server;
-  const HttpContext& context;
-  const HttpOptions options;
-  // Live sessions, so Stop() can close the idle ones. Touched on accept,
-  // on session end and by Stop(): a mutex is fine off the request path.
-  // Declared before `workers`, whose destruction may destroy sessions.
-  std::mutex sessions_mutex;
-  std::unordered_set<Session*> sessions;
-  std::atomic<size_t> open{0};
-  std::vector<std::unique_ptr<Worker>> workers;
-  size_t next_worker = 0;
-  std::optional<tcp::acceptor> acceptor;
-  std::optional<asio::steady_timer> retry_timer;
-  std::atomic<bool> stopping{false};
-  bool started = false;
-
-  void Accept();
-};
-
-using Executor = asio::io_context::executor_type;
-using Stream = beast::basic_stream<tcp, Executor, beast::unlimited_rate_policy>;
-using Socket = asio::basic_stream_socket<tcp, Executor>;
+using Stream = beast::basic_stream<tcp, net::Executor, beast::unlimited_rate_policy>;
 
 // Writes a response as HTTP/1.x bytes. Route() already set Content-Length and
 // Connection; serializing by hand is several times cheaper than Beast's
@@ -88,37 +37,23 @@ void Serialize(const Response& response, std::string* out) {
   out->append(response.body());
 }
 
-class Session : public std::enable_shared_from_this<Session> {
+class Session final : public net::Connection, public std::enable_shared_from_this<Session> {
  public:
-  Session(HttpServer::Impl& impl, Socket socket)
-      : impl_(impl), stream_(std::move(socket)) {}
+  Session(net::Worker& worker, const HttpContext& context, const HttpOptions& options,
+          net::TcpSocket socket)
+      : net::Connection(worker), context_(context), options_(options), stream_(std::move(socket)) {}
 
-  ~Session() {
-    {
-      std::lock_guard lock(impl_.sessions_mutex);
-      impl_.sessions.erase(this);
-    }
-    impl_.context.stats.ConnectionClosed(Front::kHttp);
-    impl_.open.fetch_sub(1, std::memory_order_relaxed);
-  }
+  ~Session() override { context_.stats.ConnectionClosed(Front::kHttp); }
 
   void Start() {
-    {
-      std::lock_guard lock(impl_.sessions_mutex);
-      impl_.sessions.insert(this);
-    }
-    impl_.context.stats.ConnectionOpened(Front::kHttp);
-    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); });
+    context_.stats.ConnectionOpened(Front::kHttp);
+    Read();
   }
 
-  // From any thread: close at once unless a response is being written.
-  void Shutdown() {
-    std::shared_ptr<Session> self_or_null = weak_from_this().lock();
-    if (!self_or_null) return;  // already being destroyed
-    asio::post(stream_.get_executor(), [self = std::move(self_or_null)] {
-      self->stopping_ = true;
-      if (!self->writing_) self->Close();
-    });
+  // Close at once unless a response is being written (then after it).
+  void StopWhenIdle() override {
+    stopping_ = true;
+    if (!writing_) CloseGracefully();
   }
 
  private:
@@ -126,7 +61,7 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->header_limit(HttpOptions::kMaxHeaderBytes);
     parser_->body_limit(HttpOptions::kMaxBodyBytes);
-    stream_.expires_after(impl_.options.request_timeout);
+    stream_.expires_after(options_.request_timeout);
     beast::http::async_read(stream_, buffer_, *parser_,
                             [self = shared_from_this()](beast::error_code ec, size_t) {
                               self->OnRead(ec);
@@ -155,7 +90,7 @@ class Session : public std::enable_shared_from_this<Session> {
       response_->prepare_payload();
       return Write();
     }
-    response_.emplace(Route(parser_->get(), impl_.context));
+    response_.emplace(Route(parser_->get(), context_));
     Write();
   }
 
@@ -171,17 +106,25 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnWrite(beast::error_code ec) {
     writing_ = false;
-    if (ec || !keep_alive_ || stopping_) return Close();
+    if (ec || !keep_alive_) return Close();
+    if (stopping_) return CloseGracefully();
     Read();
   }
 
+  // The server is stopping and every response is handed to the kernel: close
+  // without letting unread input turn the close into a reset that drops
+  // responses still in the kernel's send queue. Releasing the socket cancels
+  // the pending read.
+  void CloseGracefully() { net::CloseWhenSent(stream_.release_socket()); }
+
   void Close() {
     beast::error_code ignored;
-    stream_.socket().shutdown(Socket::shutdown_send, ignored);
+    stream_.socket().shutdown(net::TcpSocket::shutdown_send, ignored);
     stream_.close();
   }
 
-  HttpServer::Impl& impl_;
+  const HttpContext& context_;
+  const HttpOptions& options_;
   Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<beast::http::request_parser<beast::http::string_body>> parser_;
@@ -192,78 +135,22 @@ class Session : public std::enable_shared_from_this<Session> {
   bool stopping_ = false;
 };
 
-void HttpServer::Impl::Accept() {
-  Worker& target = *workers[next_worker];
-  next_worker = (next_worker + 1) % workers.size();
-  acceptor->async_accept(target.io, [this](beast::error_code ec, Socket socket) {
-    if (stopping.load(std::memory_order_relaxed) || ec == asio::error::operation_aborted) return;
-    if (ec) {
-      spdlog::warn("http accept failed: {}; retrying", ec.message());
-      retry_timer->expires_after(kAcceptRetryDelay);
-      retry_timer->async_wait([this](beast::error_code tec) {
-        if (!tec && !stopping.load(std::memory_order_relaxed)) Accept();
-      });
-      return;
-    }
-    if (open.load(std::memory_order_relaxed) >= options.max_connections) {
-      server.rejected_.fetch_add(1, std::memory_order_relaxed);
-      spdlog::warn("http connection limit {} reached; closing a new connection", options.max_connections);
-      beast::error_code ignored;
-      socket.close(ignored);
-    } else {
-      open.fetch_add(1, std::memory_order_relaxed);
-      beast::error_code ignored;
-      socket.set_option(tcp::no_delay(true), ignored);
-      std::make_shared<Session>(*this, std::move(socket))->Start();
-    }
-    Accept();
-  });
-}
+}  // namespace
 
 HttpServer::HttpServer(const HttpContext& context, HttpOptions options)
-    : impl_(std::make_unique<Impl>(*this, context, std::move(options))) {}
-
-HttpServer::~HttpServer() { Stop(); }
+    : net::IoFront(net::IoServerOptions{"http", options.threads, options.max_connections},
+                   [this](net::Worker& worker, net::TcpSocket socket) {
+                     std::make_shared<Session>(worker, context_, options_, std::move(socket))->Start();
+                   }),
+      context_(context),
+      options_(std::move(options)) {}
 
 std::error_code HttpServer::Start() {
-  Impl& im = *impl_;
-  if (im.started) return std::make_error_code(std::errc::operation_in_progress);
-  asio::io_context& io0 = im.workers[0]->io;
-  tcp::acceptor& acceptor = im.acceptor.emplace(io0);
-  if (const beast::error_code ec = net::ListenTcp(acceptor, im.options.address, im.options.port)) {
+  if (const auto ec = io_.ListenTcp(options_.address, options_.port)) {
     return std::error_code(ec.value(), std::system_category());
   }
-  bound_port_ = acceptor.local_endpoint().port();
-  im.retry_timer.emplace(io0);
-  im.Accept();
-  for (auto& w : im.workers) w->thread = net::StartIoThread(w->io, "http");
-  im.started = true;
+  io_.Start();
   return {};
-}
-
-void HttpServer::Stop(std::chrono::milliseconds grace) {
-  Impl& im = *impl_;
-  if (!im.started) return;
-  im.started = false;
-  im.stopping.store(true, std::memory_order_relaxed);
-  asio::post(im.workers[0]->io, [&im] {
-    beast::error_code ignored;
-    im.acceptor->close(ignored);
-    im.retry_timer->cancel();
-  });
-  {
-    std::lock_guard lock(im.sessions_mutex);
-    for (Session* s : im.sessions) s->Shutdown();
-  }
-  // The threads return when the last session is gone; force them after grace.
-  const auto deadline = std::chrono::steady_clock::now() + grace;
-  while (im.open.load(std::memory_order_relaxed) > 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  for (auto& w : im.workers) w->io.stop();
-  for (auto& w : im.workers) w->thread.join();
-  im.acceptor.reset();
-  im.retry_timer.reset();
 }
 
 }  // namespace katsubushi::http

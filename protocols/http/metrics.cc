@@ -20,7 +20,9 @@ class Writer {
   }
   void Labeled(std::string_view name, std::string_view label, std::string_view label_value,
                uint64_t value) {
-    Append(name, "{", label, "=\"", label_value, "\"} ");
+    Append(name, "{", label, "=\"");
+    AppendLabelValue(label_value);
+    Append("\"} ");
     out_->append(std::to_string(value));
     out_->push_back('\n');
   }
@@ -30,6 +32,21 @@ class Writer {
   void Append(const Parts&... parts) {
     (out_->append(std::string_view(parts)), ...);
   }
+  // The exposition format's escapes in a label value: backslash, quote, newline.
+  void AppendLabelValue(std::string_view v) {
+    for (const char c : v) {
+      if (c == '\\') {
+        out_->append("\\\\");
+      } else if (c == '"') {
+        out_->append("\\\"");
+      } else if (c == '\n') {
+        out_->append("\\n");
+      } else {
+        out_->push_back(c);
+      }
+    }
+  }
+
   std::string* out_;
 };
 
@@ -93,9 +110,9 @@ std::string RenderMetrics(const StatsSnapshot& s, const GeneratorCore& generator
   // The layout's time runs out (2084 for the default layout); alert well ahead.
   const IdLayout& layout = generator.layout();
   const int64_t end_ms = layout.UnixMillisAt(layout.max_tick());
-  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                             std::chrono::system_clock::now().time_since_epoch())
-                             .count();
+  // The generator's clock, not the system clock: the lease deadline is on
+  // it, and it may be ahead of the wall clock (it never steps back).
+  const int64_t now_ms = generator.NowUnixMicros() / 1000;
   if (const int64_t until = generator.lease_valid_until_micros(); until != INT64_MAX) {
     w.Header("katsubushi_lease_remaining_seconds", "gauge",
              "Seconds until the worker id lease must be confirmed again to keep issuing.");
@@ -107,6 +124,18 @@ std::string RenderMetrics(const StatsSnapshot& s, const GeneratorCore& generator
            "Seconds until the ID layout's time field is exhausted.");
   w.Sample("katsubushi_id_time_remaining_seconds", "",
            end_ms > now_ms ? static_cast<uint64_t>((end_ms - now_ms) / 1000) : 0);
+  return out;
+}
+
+std::string RenderLeaseMetrics(const LeaseMetrics& lease) {
+  std::string out;
+  Writer w(&out);
+  w.Header("katsubushi_lease_acquisitions_total", "counter", "Worker id leases acquired through Redis.");
+  w.Sample("katsubushi_lease_acquisitions_total", "", lease.acquisitions);
+  w.Header("katsubushi_lease_losses_total", "counter", "Leases found taken by someone else at renewal.");
+  w.Sample("katsubushi_lease_losses_total", "", lease.losses);
+  w.Header("katsubushi_lease_renew_failures_total", "counter", "Renewals Redis did not answer.");
+  w.Sample("katsubushi_lease_renew_failures_total", "", lease.renew_failures);
   return out;
 }
 

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "http/metrics.h"
+#include "katsubushi/issuer.h"
 #include "katsubushi/time_format.h"
 
 namespace katsubushi::http {
@@ -90,17 +91,17 @@ void AppendId(uint64_t id, std::string* out) {
   out->append(digits, end);
 }
 
-Response IssueFailure(const Request& request, const HttpContext& context, const Status& error,
-                      uint64_t ids) {
-  context.stats.CountFailed(Front::kHttp, error, ids);
+Response IssueFailure(const Request& request, const Status& error) {
   return Error(request, status::service_unavailable, error.message());
 }
 
+Issuer HttpIssuer(const HttpContext& context) {
+  return Issuer(context.generator, context.stats, Front::kHttp);
+}
+
 Response GetId(const Request& request, const HttpContext& context) {
-  context.stats.CountGet(Front::kHttp);
-  const Result<uint64_t> id = context.generator.Next();
-  if (!id.ok()) return IssueFailure(request, context, id.status(), 1);
-  context.stats.CountIssued(Front::kHttp, 1);
+  const Result<uint64_t> id = HttpIssuer(context).Next();
+  if (!id.ok()) return IssueFailure(request, id.status());
   std::string body;
   if (WantsJson(request)) {
     body = "{\"id\":\"";
@@ -113,16 +114,22 @@ Response GetId(const Request& request, const HttpContext& context) {
 }
 
 Response GetIds(const Request& request, const HttpContext& context, std::string_view query) {
-  context.stats.CountGet(Front::kHttp);
+  Issuer issuer = HttpIssuer(context);
   uint64_t n = 1;
   if (const std::optional<std::string> text = QueryValue(query, "n"); text && !text->empty()) {
     int64_t parsed = 0;
     const auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), parsed);
     if (ec != std::errc() || end != text->data() + text->size()) {
-      return Error(request, status::bad_request, "n must be a number between 1 and 1000");
+      issuer.CountRefused();
+      return Error(request, status::bad_request,
+                   "n must be a number between 1 and " + std::to_string(kMaxIdsPerRequest));
     }
-    if (parsed < 1) return Error(request, status::bad_request, "n must be at least 1");
+    if (parsed < 1) {
+      issuer.CountRefused();
+      return Error(request, status::bad_request, "n must be at least 1");
+    }
     if (static_cast<uint64_t>(parsed) > kMaxIdsPerRequest) {
+      issuer.CountRefused();
       // go-katsubushi's message.
       return Error(request, status::bad_request,
                    "too many IDs requested: " + std::to_string(parsed) +
@@ -131,10 +138,7 @@ Response GetIds(const Request& request, const HttpContext& context, std::string_
     n = static_cast<uint64_t>(parsed);
   }
   std::vector<uint64_t> ids(n);
-  if (const Status s = context.generator.NextN(ids); !s.ok()) {
-    return IssueFailure(request, context, s, n);
-  }
-  context.stats.CountIssued(Front::kHttp, n);
+  if (const Status s = issuer.NextN(ids); !s.ok()) return IssueFailure(request, s);
   std::string body;
   body.reserve(n * 24 + 16);
   const bool json = WantsJson(request);

@@ -2,7 +2,7 @@
 // every route is unit-testable and the session only moves bytes.
 //
 //   GET /id           text/plain "<id>", or {"id":"<id>"} with Accept: application/json
-//   GET /ids?n=N      N IDs joined by "\n", or {"ids":["...",...]}; 1 <= N <= 1000
+//   GET /ids?n=N      N IDs joined by "\n", or {"ids":["...",...]}; 1 <= N <= kMaxIdsPerRequest
 //   GET /stats        indented JSON of the memcached stats (go-katsubushi's shape)
 //   GET /metrics      Prometheus text exposition
 //   GET /healthz      200 "ok" when IDs can be issued, else 503 and the reason
@@ -21,6 +21,7 @@
 #include <string_view>
 
 #include "katsubushi/generator_core.h"
+#include "katsubushi/limits.h"
 #include "katsubushi/stats.h"
 
 namespace katsubushi::http {
@@ -28,9 +29,6 @@ namespace katsubushi::http {
 namespace beast_http = boost::beast::http;
 using Request = beast_http::request<beast_http::string_body>;
 using Response = beast_http::response<beast_http::string_body>;
-
-// go-katsubushi's MaxHTTPBulkSize.
-inline constexpr uint64_t kMaxIdsPerRequest = 1000;
 
 struct HttpContext {
   GeneratorCore& generator;

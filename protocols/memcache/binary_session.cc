@@ -2,6 +2,7 @@
 
 #include <charconv>
 
+#include "katsubushi/issuer.h"
 #include "memcache/stats_reply.h"
 
 namespace katsubushi::memcache {
@@ -79,14 +80,11 @@ bool BinarySession::Handle(const RequestHeader& h, std::string_view key, std::st
 }
 
 void BinarySession::HandleGet(const RequestHeader& h, std::string_view key, std::string* out) {
-  context_.stats.CountGet(Front::kMemcacheBinary);
-  const Result<uint64_t> id = context_.generator.Next();
+  const Result<uint64_t> id = Issuer(context_.generator, context_.stats, Front::kMemcacheBinary).Next();
   if (!id.ok()) {
-    context_.stats.CountFailed(Front::kMemcacheBinary, id.status());
     AppendError(h, BinaryStatus::kTemporaryFailure, id.status().message(), out);
     return;
   }
-  context_.stats.CountIssued(Front::kMemcacheBinary, 1);
   char digits[20];
   const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, *id);
   const bool with_key = h.opcode == static_cast<uint8_t>(Opcode::kGetK) ||

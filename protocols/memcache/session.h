@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "katsubushi/generator_core.h"
+#include "katsubushi/limits.h"
 #include "katsubushi/stats.h"
 
 namespace katsubushi::memcache {
@@ -43,9 +44,10 @@ class Session {
 // Text: the longest line kept while waiting for its newline. Longer lines get
 // CLIENT_ERROR and are discarded up to their newline without being buffered.
 inline constexpr size_t kMaxLineLength = 64 * 1024;
-// Text: keys in one get. 1000 keys of 250 bytes would not fit in a line anyway;
-// this bounds the work (and IDs) one short-keyed line can ask for.
-inline constexpr size_t kMaxKeysPerGet = 1000;
+// Text: keys in one get, the IDs-per-request limit of every front. 1000 keys
+// of 250 bytes would not fit in a line anyway; this bounds the work (and IDs)
+// one short-keyed line can ask for.
+inline constexpr size_t kMaxKeysPerGet = kMaxIdsPerRequest;
 // memcached's key length limit.
 inline constexpr size_t kMaxKeyLength = 250;
 // Meta: flags after an mg key. mg has fewer than 20 distinct flags; memcached

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "katsubushi/issuer.h"
 #include "memcache/stats_reply.h"
 
 namespace katsubushi::memcache {
@@ -114,18 +115,21 @@ bool TextSession::HandleLine(std::string_view line, std::string* out) {
 }
 
 void TextSession::HandleGet(std::string* out) {
-  context_.stats.CountGet(Front::kMemcacheText);
+  Issuer issuer(context_.generator, context_.stats, Front::kMemcacheText);
   const size_t keys = tokens_.size() - 1;
   if (keys == 0) {
+    issuer.CountRefused();
     out->append(kError);  // go-katsubushi's answer to a get with no key
     return;
   }
   if (keys > kMaxKeysPerGet) {
+    issuer.CountRefused();
     out->append("CLIENT_ERROR too many keys\r\n");
     return;
   }
   for (size_t i = 1; i <= keys; ++i) {
     if (tokens_[i].size() > kMaxKeyLength) {
+      issuer.CountRefused();
       out->append("CLIENT_ERROR key too long\r\n");
       return;
     }
@@ -133,12 +137,10 @@ void TextSession::HandleGet(std::string* out) {
   ids_.resize(keys);
   // One CAS for the whole get: the IDs are consecutive and the cost per ID
   // of a multi-get is a fraction of a single get's.
-  if (const Status s = context_.generator.NextN(ids_); !s.ok()) {
-    context_.stats.CountFailed(Front::kMemcacheText, s, keys);
+  if (const Status s = issuer.NextN(ids_); !s.ok()) {
     AppendServerError(s, out);
     return;
   }
-  context_.stats.CountIssued(Front::kMemcacheText, keys);
   AppendValues(out);
 }
 
@@ -224,14 +226,11 @@ void TextSession::HandleMetaGet(std::string* out) {
     }
     if (flag == 'v') value = true;
   }
-  context_.stats.CountGet(Front::kMemcacheText);
-  const Result<uint64_t> id = context_.generator.Next();
+  const Result<uint64_t> id = Issuer(context_.generator, context_.stats, Front::kMemcacheText).Next();
   if (!id.ok()) {
-    context_.stats.CountFailed(Front::kMemcacheText, id.status());
     AppendServerError(id.status(), out);
     return;
   }
-  context_.stats.CountIssued(Front::kMemcacheText, 1);
   char digits[20];
   const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, *id);
   const size_t length = static_cast<size_t>(end - digits);

@@ -146,6 +146,11 @@ constexpr Flag kFlags[] = {
      "run as an AWS Lambda extension (needs AWS_LAMBDA_RUNTIME_API): listen on 127.0.0.1 only, "
      "lease the worker id from -redis per environment",
      "false", [](Config& c, std::string_view v) { return ParseBool(v, &c.lambda_extension); }},
+    {"shutdown-timeout", false, "duration",
+     "on SIGTERM/SIGINT, how long in-flight requests may take before they are cut off "
+     "(one deadline for every listener; idle connections close at once)",
+     "5s",
+     [](Config& c, std::string_view v) { return ParseIdleTimeout(v, &c.shutdown_timeout); }},
 };
 
 const Flag* FindFlag(std::string_view name) {

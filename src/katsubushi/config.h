@@ -32,6 +32,10 @@ struct Config {
   static constexpr std::chrono::milliseconds kDefaultLeaseExpiry{600'000};
   static constexpr std::chrono::milliseconds kMinLeaseExpiry{2'000};
   static constexpr std::chrono::milliseconds kMaxLeaseExpiry{3'600'000};
+  // SIGTERM to exit: in-flight requests get this long (ECS sends SIGKILL 30 s
+  // after SIGTERM by default; its stopTimeout must cover this plus the
+  // release of the worker id).
+  static constexpr std::chrono::milliseconds kDefaultShutdownTimeout{5'000};
 
   uint32_t worker_id = 0;          // 0 = not given (the Go rule)
   int port = kDefaultPort;         // 0 = off
@@ -55,6 +59,8 @@ struct Config {
   bool health_check = false;       // query the running server's port, exit 0/1
   int threads = 0;                 // io threads; 0 = hardware concurrency
   bool lambda_extension = false;   // run as an AWS Lambda extension (with AWS_LAMBDA_RUNTIME_API)
+  // One deadline for every front's in-flight requests at a stop; 0: none wait.
+  std::chrono::milliseconds shutdown_timeout = kDefaultShutdownTimeout;
 };
 
 // Returns the value of an environment variable, or nullopt when unset.

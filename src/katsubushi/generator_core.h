@@ -186,6 +186,9 @@ class GeneratorCore {
     return lease_valid_until_micros_.load(std::memory_order_acquire);
   }
 
+  // The time on this generator's clock, which its lease deadline is on.
+  int64_t NowUnixMicros() const { return clock_.NowUnixMicros(); }
+
   // Start (Unix ms) of the tick of the last ID issued; 0 before the first one.
   // This is what a restart watermark should persist.
   int64_t last_issued_unix_millis() const;

@@ -43,6 +43,14 @@ void Stats::ConnectionClosed(Front front) {
   PerFront(front).curr_connections.fetch_sub(1, std::memory_order_relaxed);
 }
 
+void Stats::ConnectionIs(Front from, Front to) {
+  if (from == to) return;
+  FrontCounters& f = PerFront(from);
+  f.curr_connections.fetch_sub(1, std::memory_order_relaxed);
+  f.total_connections.fetch_sub(1, std::memory_order_relaxed);
+  ConnectionOpened(to);
+}
+
 void Stats::CountFailed(Front front, const Status& error, uint64_t ids) {
   PerFront(front).misses.fetch_add(ids, std::memory_order_relaxed);
   misses_by_error_[static_cast<size_t>(IssueErrorOf(error))].fetch_add(

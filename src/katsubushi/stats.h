@@ -78,6 +78,9 @@ class Stats {
 
   void ConnectionOpened(Front front);
   void ConnectionClosed(Front front);
+  // A connection opened as `from` turned out to be `to` (memcached text and
+  // binary share a port; the first byte decides): moves it, current and total.
+  void ConnectionIs(Front from, Front to);
   void CountGet(Front front) { PerFront(front).cmd_get.Add(1); }
   void CountIssued(Front front, uint64_t ids) { PerFront(front).ids.Add(ids); }
   // `ids` is how many IDs the failed request asked for.

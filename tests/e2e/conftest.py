@@ -1,12 +1,17 @@
 """Starts the real katsubushi binary for end-to-end tests and always stops it."""
 
+import importlib
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
 
 # 2015-01-01T00:00:00Z in Unix ms, and the default layout's bit positions.
 EPOCH_MS = 1420070400000
@@ -73,3 +78,20 @@ def server(katsubushi_bin):
     s = Server(katsubushi_bin, worker_id=321)
     yield s
     s.stop()
+
+
+@pytest.fixture(scope="module")
+def stubs(tmp_path_factory):
+    """Generates Python stubs for katsubushi.proto, health and reflection."""
+    out = tmp_path_factory.mktemp("stubs")
+    for include, proto in [(os.path.join(ROOT, "proto"), "katsubushi.proto"),
+                           (os.path.join(HERE, "protos"), "health.proto"),
+                           (os.path.join(HERE, "protos"), "reflection.proto")]:
+        subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{include}", f"--python_out={out}",
+                        f"--grpc_python_out={out}", proto], check=True, timeout=60)
+    sys.path.insert(0, str(out))
+    mods = {name: importlib.import_module(name) for name in
+            ["katsubushi_pb2", "katsubushi_pb2_grpc", "health_pb2", "health_pb2_grpc",
+             "reflection_pb2", "reflection_pb2_grpc"]}
+    yield mods
+    sys.path.remove(str(out))

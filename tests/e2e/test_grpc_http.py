@@ -3,12 +3,10 @@
 every front at once."""
 
 import http.client
-import importlib
 import json
 import os
 import shutil
 import subprocess
-import sys
 import threading
 import time
 
@@ -18,26 +16,6 @@ import pytest
 from pymemcache.client.base import Client as PyMemcacheClient
 
 from conftest import Server, free_port, wait_listening, worker_of
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-
-
-@pytest.fixture(scope="module")
-def stubs(tmp_path_factory):
-    """Generates Python stubs for katsubushi.proto, health and reflection."""
-    out = tmp_path_factory.mktemp("stubs")
-    for include, proto in [(os.path.join(ROOT, "proto"), "katsubushi.proto"),
-                           (os.path.join(HERE, "protos"), "health.proto"),
-                           (os.path.join(HERE, "protos"), "reflection.proto")]:
-        subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{include}", f"--python_out={out}",
-                        f"--grpc_python_out={out}", proto], check=True, timeout=60)
-    sys.path.insert(0, str(out))
-    mods = {name: importlib.import_module(name) for name in
-            ["katsubushi_pb2", "katsubushi_pb2_grpc", "health_pb2", "health_pb2_grpc",
-             "reflection_pb2", "reflection_pb2_grpc"]}
-    yield mods
-    sys.path.remove(str(out))
 
 
 class AllFronts(Server):

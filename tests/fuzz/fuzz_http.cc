@@ -41,7 +41,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (status == 200 && parser.get().target().starts_with("/ids")) {
     size_t ids = 1;
     for (char c : response.body()) ids += (c == '\n' || c == ',');
-    if (ids > katsubushi::http::kMaxIdsPerRequest + 1) std::abort();
+    if (ids > katsubushi::kMaxIdsPerRequest + 1) std::abort();
   }
   return 0;
 }

@@ -20,7 +20,7 @@
 #include "katsubushi/clock.h"
 #include "katsubushi/generator_core.h"
 #include "katsubushi/stats.h"
-#include "server/memcache_server.h"
+#include "memcache/memcache_server.h"
 
 namespace katsubushi {
 namespace {
@@ -61,11 +61,11 @@ class ClientServerTest : public ::testing::Test {
     generator_ = std::move(GeneratorCore::Create(SystemClock::Instance(), g)).value();
     memcache_context_ = std::make_unique<memcache::ServiceContext>(
         memcache::ServiceContext{*generator_, stats_, "1.2.3"});
-    server::ServerOptions m;
+    memcache::ServerOptions m;
     m.tcp_address = "127.0.0.1";
     m.tcp_port = 0;
     m.threads = 2;
-    memcache_ = std::make_unique<server::MemcacheServer>(*memcache_context_, m);
+    memcache_ = std::make_unique<memcache::MemcacheServer>(*memcache_context_, m);
     ASSERT_FALSE(memcache_->Start());
     http_context_ = std::make_unique<http::HttpContext>(http::HttpContext{*generator_, stats_, "1.2.3", {}, {}, {}});
     http::HttpOptions h;
@@ -124,7 +124,7 @@ class ClientServerTest : public ::testing::Test {
   Stats stats_;
   std::unique_ptr<GeneratorCore> generator_;
   std::unique_ptr<memcache::ServiceContext> memcache_context_;
-  std::unique_ptr<server::MemcacheServer> memcache_;
+  std::unique_ptr<memcache::MemcacheServer> memcache_;
   std::unique_ptr<http::HttpContext> http_context_;
   std::unique_ptr<http::HttpServer> http_;
 };

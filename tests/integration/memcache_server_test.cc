@@ -25,10 +25,10 @@
 #include "katsubushi/clock.h"
 #include "katsubushi/generator_core.h"
 #include "katsubushi/stats.h"
-#include "server/memcache_server.h"
+#include "memcache/memcache_server.h"
 #include "test_client.h"
 
-namespace katsubushi::server {
+namespace katsubushi::memcache {
 namespace {
 
 using namespace std::chrono_literals;
@@ -422,6 +422,51 @@ TEST_F(MemcacheServerTest, TwoHundredThousandIdsOverEightMixedConnectionsAllDist
   for (uint64_t id : all) ASSERT_EQ(kLayout.WorkerIdOf(id), kWorker);
 }
 
+TEST_F(MemcacheServerTest, ConnectionsAreCountedUnderTheirProtocol) {
+  StartServer();
+  const auto text = static_cast<size_t>(Front::kMemcacheText);
+  const auto binary = static_cast<size_t>(Front::kMemcacheBinary);
+  auto connections = [&](size_t front) { return stats_.Snapshot().curr_connections_by_front[front]; };
+  {
+    Client b(port_);
+    b.Send(BinaryRequest(0x00, 1, "k"));
+    b.ReadUntil([](const std::string& r) { return r.size() >= 24 && r.size() >= 24 + BodyLength(r); });
+    Client t(port_);
+    t.Send("get k\r\n");
+    t.ReadUntil([](const std::string& r) { return r.ends_with("END\r\n"); });
+    const StatsSnapshot s = stats_.Snapshot();
+    EXPECT_EQ(s.curr_connections_by_front[binary], 1u);
+    EXPECT_EQ(s.curr_connections_by_front[text], 1u);
+    EXPECT_EQ(s.total_connections_by_front[binary], 1u);
+    EXPECT_EQ(s.total_connections_by_front[text], 1u);
+    EXPECT_EQ(s.curr_connections, 2u);
+  }
+  // Closed under the label they were counted under: nothing goes negative.
+  const auto deadline = std::chrono::steady_clock::now() + 2s;
+  while ((connections(text) != 0 || connections(binary) != 0) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_EQ(connections(text), 0u);
+  EXPECT_EQ(connections(binary), 0u);
+  EXPECT_EQ(stats_.Snapshot().total_connections, 2u);
+}
+
+TEST_F(MemcacheServerTest, StopClosesIdleConnectionsAtOnce) {
+  StartServer();
+  Client text(port_);
+  text.Send("get k\r\n");
+  text.ReadUntil([](const std::string& r) { return r.ends_with("END\r\n"); });
+  Client partial(port_);
+  partial.Send("get k");  // no complete command: idle too
+  Client binary(port_);
+  binary.Send(BinaryRequest(0x00, 1, "k"));
+  binary.ReadUntil([](const std::string& r) { return r.size() >= 24 && r.size() >= 24 + BodyLength(r); });
+  const auto start = std::chrono::steady_clock::now();
+  server_->Stop(5s);
+  // Nothing was in flight: no waiting for the 5 s deadline.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 100ms);
+}
+
 TEST_F(MemcacheServerTest, StopAnswersInFlightAndReturnsPromptly) {
   StartServer();
   Client c(port_);
@@ -442,4 +487,4 @@ TEST_F(MemcacheServerTest, StopAnswersInFlightAndReturnsPromptly) {
 }
 
 }  // namespace
-}  // namespace katsubushi::server
+}  // namespace katsubushi::memcache

@@ -290,6 +290,19 @@ TEST(ConfigTest, EveryFlagHasEnvironmentVariables) {
   EXPECT_TRUE(Parse({}, {{"KATSUBUSHI_VERSION", "true"}}).config.show_version);
 }
 
+TEST(ConfigTest, ShutdownTimeoutFlagAndEnvironment) {
+  EXPECT_EQ(ParseOk({"-worker-id=1"}).shutdown_timeout, milliseconds(5'000));
+  EXPECT_EQ(ParseOk({"-worker-id=1", "-shutdown-timeout=1500ms"}).shutdown_timeout, milliseconds(1'500));
+  EXPECT_EQ(ParseOk({"-worker-id=1", "--shutdown-timeout", "0"}).shutdown_timeout, milliseconds(0));
+  EXPECT_EQ(ParseOk({"-worker-id=1"}, {{"KATSUBUSHI_SHUTDOWN_TIMEOUT", "20s"}}).shutdown_timeout,
+            milliseconds(20'000));
+  EXPECT_EQ(ParseOk({"-worker-id=1", "-shutdown-timeout=2s"}, {{"KATSUBUSHI_SHUTDOWN_TIMEOUT", "20s"}})
+                .shutdown_timeout,
+            milliseconds(2'000));
+  EXPECT_EQ(Parse({"-worker-id=1", "-shutdown-timeout=5"}).exit_code, 2);  // Go wants a unit
+  EXPECT_EQ(Parse({"-worker-id=1", "-shutdown-timeout=-1s"}).exit_code, 2);
+}
+
 TEST(ConfigTest, BadPrefixedEnvIsFatalBadUnprefixedIsAWarning) {
   ConfigResult r = Parse({"-worker-id=1"}, {{"KATSUBUSHI_PORT", "abc"}});
   EXPECT_EQ(r.exit_code, 2);

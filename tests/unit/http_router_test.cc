@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "http/metrics.h"
 #include "katsubushi/clock.h"
 
 namespace katsubushi::http {
@@ -133,6 +134,31 @@ TEST_F(HttpRouterTest, MetricsExposition) {
                            "katsubushi_generator_waits_total 0\n"}) {
     EXPECT_NE(r.body().find(line), std::string::npos) << line;
   }
+}
+
+TEST_F(HttpRouterTest, MetricsLabelValuesAreEscaped) {
+  // The exposition format's three escapes; anything else would end the value
+  // or the line and make the whole scrape unparseable.
+  const std::string text = RenderMetrics(stats_.Snapshot(), *generator_, "1\"2\\3\n4", true);
+  EXPECT_NE(text.find("katsubushi_build_info{version=\"1\\\"2\\\\3\\n4\"} 1\n"), std::string::npos)
+      << text;
+}
+
+TEST(MetricsTest, LeaseRemainingIsOnTheGeneratorsClock) {
+  // The generator's clock is days behind the system clock here (a host whose
+  // wall clock was stepped forward while the generator kept its own time):
+  // the lease deadline is on the generator's clock, so is what is left of it.
+  ManualClock clock(kNowMillis * 1000);
+  GeneratorOptions options;
+  options.start_suspended = true;
+  auto generator = std::move(GeneratorCore::Create(clock, options)).value();
+  ASSERT_TRUE(generator->Resume(kWorker, (kNowMillis + 7'500) * 1000).ok());
+  Stats stats;
+  std::string text = RenderMetrics(stats.Snapshot(), *generator, "v", true);
+  EXPECT_NE(text.find("katsubushi_lease_remaining_seconds 7\n"), std::string::npos) << text;
+  clock.AdvanceMillis(5'000);
+  text = RenderMetrics(stats.Snapshot(), *generator, "v", true);
+  EXPECT_NE(text.find("katsubushi_lease_remaining_seconds 2\n"), std::string::npos) << text;
 }
 
 TEST_F(HttpRouterTest, Decode) {

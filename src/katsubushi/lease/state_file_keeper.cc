@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -82,7 +83,7 @@ bool StateFileKeeper::Write(int64_t unix_millis, std::string* error) {
   return WriteAtomically(options_.path, FormatStateFile(options_.worker_id, unix_millis), error);
 }
 
-bool StateFileKeeper::Start(std::string* error) {
+bool StateFileKeeper::Start(std::string* error, std::stop_token stop) {
   std::ifstream in(options_.path);
   if (in) {
     std::stringstream buffer;
@@ -94,7 +95,24 @@ bool StateFileKeeper::Start(std::string* error) {
     }
     Log(LogLevel::kInfo, "state file " + options_.path + ": previous IDs end before " +
                              std::to_string(*watermark) + " ms; waiting for the clock to pass it");
-    if (!generator_.AdvancePast(*watermark, options_.max_wait).ok()) {
+    // AdvancePast raises the floor at once and then waits; in slices, so
+    // that a stop is seen within one.
+    const auto give_up = std::chrono::steady_clock::now() + options_.max_wait;
+    bool passed = false;
+    while (!stop.stop_requested()) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          give_up - std::chrono::steady_clock::now());
+      passed = generator_.AdvancePast(
+                   *watermark, std::clamp(left, std::chrono::milliseconds(0),
+                                          StateFileOptions::kStopCheckInterval))
+                   .ok();
+      if (passed || left <= StateFileOptions::kStopCheckInterval) break;
+    }
+    if (stop.stop_requested()) {
+      *error = "stopped while waiting for the clock to pass the state file's watermark";
+      return false;
+    }
+    if (!passed) {
       Log(LogLevel::kWarning, "the clock is still behind the state file's watermark; IDs are "
                               "refused until it passes");
     }

@@ -18,6 +18,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <stop_token>
 #include <string>
 #include <thread>
 
@@ -36,6 +37,8 @@ struct StateFileOptions {
   uint32_t worker_id = 0;
   // How long start-up waits for the clock to pass the file's watermark.
   std::chrono::milliseconds max_wait{10'000};
+  // The wait is cut into slices this long to look at the stop token.
+  static constexpr std::chrono::milliseconds kStopCheckInterval{20};
   LogFunction log;
 };
 
@@ -55,7 +58,9 @@ class StateFileKeeper {
   // Reads the file, waits out its watermark, writes the first promise and
   // resumes the generator; then keeps the promise ahead on a thread. On error
   // (unreadable or unwritable file) nothing is started; `*error` says why.
-  bool Start(std::string* error);
+  // A stop requested through `stop` ends the watermark wait at once: Start()
+  // then fails without writing anything (the file keeps its promise).
+  bool Start(std::string* error, std::stop_token stop = {});
   // Stops issuing and records the exact last issued ms.
   void Stop();
 

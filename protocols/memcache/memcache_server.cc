@@ -1,0 +1,223 @@
+#include "memcache/memcache_server.h"
+
+#include <boost/asio.hpp>
+#include <cstring>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "memcache/binary_header.h"
+#include "net/close_when_sent.h"
+
+namespace katsubushi::memcache {
+namespace {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+
+// A connection's input buffer starts small (5,000 idle connections cost
+// 5,000 of these), doubles while a burst or a long request fills it, and goes
+// back to the initial size once it is drained.
+constexpr size_t kInitialBuffer = 2 * 1024;
+constexpr size_t kMinReadRoom = 1024;
+constexpr size_t kShrinkAbove = 64 * 1024;
+// A session leaves < kMaxPendingBytes unconsumed, so this always has room.
+constexpr size_t kMaxBuffer = kMaxPendingBytes + 64 * 1024;
+
+// Replies are built here; the connections of one worker thread take turns.
+thread_local std::string write_buffer;
+
+template <typename Socket>
+class Connection final : public net::Connection,
+                         public std::enable_shared_from_this<Connection<Socket>> {
+ public:
+  Connection(net::Worker& worker, const ServiceContext& context, const ServerOptions& options,
+             Socket socket)
+      : net::Connection(worker),
+        context_(context),
+        options_(options),
+        socket_(std::move(socket)),
+        idle_timer_(worker.io()) {}
+
+  ~Connection() override { context_.stats.ConnectionClosed(front_); }
+
+  void Start() {
+    // Counted as text until the first byte says otherwise.
+    context_.stats.ConnectionOpened(front_);
+    boost::system::error_code ec;
+    socket_.non_blocking(true, ec);
+    if (ec) return Close();
+    last_active_ = Clock::now();
+    if (options_.idle_timeout.count() > 0) ArmIdleTimer(last_active_ + options_.idle_timeout);
+    buffer_.resize(kInitialBuffer);
+    Read();
+  }
+
+  void StopWhenIdle() override {
+    // A reply being written is finished first (OnWritable closes); a
+    // connection waiting for input has nothing in flight and closes now.
+    stopping_ = true;
+    if (unsent_.empty()) CloseGracefully();
+  }
+
+ private:
+  // Reads go into a small per-connection buffer with async_read_some, which
+  // Asio tries speculatively before touching epoll; waiting for readiness
+  // without a buffer (async_wait) would cost an epoll_ctl per request. The
+  // reply is built in the thread's shared buffer and written with a direct
+  // non-blocking send; only what the kernel does not take is kept.
+  void Read() {
+    if (buffer_.size() - used_ < kMinReadRoom) {
+      // A partial request (or a burst) filled it: grow, within what a session
+      // can ever leave unconsumed.
+      buffer_.resize(std::min(kMaxBuffer, std::max(buffer_.size() * 2, used_ + kMinReadRoom)));
+    }
+    socket_.async_read_some(asio::buffer(buffer_.data() + used_, buffer_.size() - used_),
+                            [self = this->shared_from_this()](boost::system::error_code ec, size_t n) {
+                              self->OnRead(ec, n);
+                            });
+  }
+
+  void OnRead(boost::system::error_code ec, size_t n) {
+    if (ec) return Close();
+    used_ += n;
+    last_active_ = Clock::now();
+    if (!session_) {
+      const auto first = static_cast<uint8_t>(buffer_[0]);
+      session_ = NewSession(first, context_);
+      if (first == kBinaryRequestMagic) {
+        context_.stats.ConnectionIs(front_, Front::kMemcacheBinary);
+        front_ = Front::kMemcacheBinary;
+      }
+    }
+
+    std::string& out = write_buffer;
+    out.clear();
+    const ProcessResult result = session_->Process(std::string_view(buffer_.data(), used_), &out);
+    // Keep only what the session left: a partial request, < kMaxPendingBytes.
+    if (result.consumed > 0) {
+      std::memmove(buffer_.data(), buffer_.data() + result.consumed, used_ - result.consumed);
+      used_ -= result.consumed;
+    }
+    if (used_ == 0 && buffer_.size() > kShrinkAbove) {
+      std::vector<char>(kInitialBuffer).swap(buffer_);  // a burst is over: give the memory back
+    }
+    close_after_write_ = result.close || stopping_;
+
+    size_t written = 0;
+    if (!out.empty()) {
+      written = socket_.write_some(asio::buffer(out), ec);
+      if (ec && ec != asio::error::would_block && ec != asio::error::try_again) return Close();
+    }
+    if (written < out.size()) {
+      unsent_.assign(out, written);
+      return WaitWritable();
+    }
+    if (stopping_) return CloseGracefully();
+    if (close_after_write_) return Close();
+    Read();
+  }
+
+  // The kernel buffer was full (a client that pipelines and reads slowly):
+  // write the rest before reading more, which also pushes back on the client.
+  void WaitWritable() {
+    socket_.async_wait(Socket::wait_write,
+                       [self = this->shared_from_this()](boost::system::error_code ec) {
+                         if (ec) return self->Close();
+                         self->OnWritable();
+                       });
+  }
+
+  void OnWritable() {
+    boost::system::error_code ec;
+    const size_t n = socket_.write_some(asio::buffer(unsent_), ec);
+    if (ec && ec != asio::error::would_block && ec != asio::error::try_again) return Close();
+    unsent_.erase(0, n);
+    if (!unsent_.empty()) return WaitWritable();
+    std::string().swap(unsent_);
+    if (stopping_) return CloseGracefully();
+    if (close_after_write_) return Close();
+    Read();
+  }
+
+  void ArmIdleTimer(Clock::time_point deadline) {
+    idle_timer_.expires_at(deadline);
+    idle_timer_.async_wait([weak = this->weak_from_this()](boost::system::error_code ec) {
+      auto self = weak.lock();
+      if (ec || !self) return;
+      // Rearming on every request would cost a timer operation per request;
+      // instead the timer checks the last activity when it fires.
+      const auto deadline_now = self->last_active_ + self->options_.idle_timeout;
+      if (Clock::now() >= deadline_now) {
+        spdlog::debug("closing idle connection");
+        self->Close();
+      } else {
+        self->ArmIdleTimer(deadline_now);
+      }
+    });
+  }
+
+  void Close() {
+    boost::system::error_code ignored;
+    idle_timer_.cancel();
+    socket_.shutdown(Socket::shutdown_both, ignored);
+    socket_.close(ignored);
+  }
+
+  // The server is stopping and every reply is handed to the kernel: close
+  // without letting unread input turn the close into a reset that drops
+  // replies still in the kernel's send queue.
+  void CloseGracefully() {
+    boost::system::error_code ignored;
+    idle_timer_.cancel();
+    socket_.cancel(ignored);  // the pending read ends (operation_aborted)
+    net::CloseWhenSent(std::move(socket_));
+  }
+
+  const ServiceContext& context_;
+  const ServerOptions& options_;
+  Socket socket_;
+  asio::basic_waitable_timer<Clock, asio::wait_traits<Clock>, net::Executor> idle_timer_;
+  std::unique_ptr<Session> session_;
+  std::vector<char> buffer_;  // input; [0, used_) is not yet consumed
+  size_t used_ = 0;
+  std::string unsent_;  // reply bytes the kernel did not take yet (usually empty)
+  bool close_after_write_ = false;
+  bool stopping_ = false;
+  Front front_ = Front::kMemcacheText;  // the label it is counted under
+  Clock::time_point last_active_;
+};
+
+template <typename Socket>
+auto StartConnection(const ServiceContext& context, const ServerOptions& options) {
+  return [&context, &options](net::Worker& worker, Socket socket) {
+    std::make_shared<Connection<Socket>>(worker, context, options, std::move(socket))->Start();
+  };
+}
+
+}  // namespace
+
+// The handlers keep a reference to options_, which is constructed after the
+// base but before any connection can be accepted.
+MemcacheServer::MemcacheServer(const ServiceContext& context, ServerOptions options)
+    : net::IoFront(net::IoServerOptions{"memcached", options.threads, options.max_connections},
+                   StartConnection<net::TcpSocket>(context, options_),
+                   StartConnection<net::UnixSocket>(context, options_)),
+      options_(std::move(options)) {}
+
+std::error_code MemcacheServer::Start() {
+  if (options_.listen_tcp) {
+    if (const auto ec = io_.ListenTcp(options_.tcp_address, options_.tcp_port)) {
+      return std::error_code(ec.value(), std::system_category());
+    }
+  }
+  if (!options_.unix_socket_path.empty()) {
+    if (const auto ec = io_.ListenUnix(options_.unix_socket_path)) {
+      return std::error_code(ec.value(), std::system_category());
+    }
+  }
+  io_.Start();
+  return {};
+}
+
+}  // namespace katsubushi::memcache

@@ -1,0 +1,54 @@
+// CloseWhenSent: the end of a connection that was answering when the server
+// stopped. Its last reply is in the kernel's send queue, and the client may
+// have sent more that will never be read; closing now would make the close a
+// reset, and a reset throws away the queued reply. So: FIN after the reply,
+// then close once the peer has acknowledged every byte (SIOCOUTQ reads 0),
+// polling on the connection's own io thread. The wait keeps the worker busy,
+// so it is bounded by the drain's deadline like any request in flight.
+#pragma once
+
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
+
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <memory>
+
+namespace katsubushi::net {
+
+// How often the send queue is looked at; a reply on loopback is acknowledged
+// within microseconds, one to a slow reader takes what it takes.
+inline constexpr std::chrono::milliseconds kSendQueuePollInterval{2};
+
+template <typename Socket>
+void CloseWhenSent(Socket socket) {
+  class Closer : public std::enable_shared_from_this<Closer> {
+   public:
+    explicit Closer(Socket s) : socket_(std::move(s)), timer_(socket_.get_executor()) {}
+    void Poll() {
+      int queued = 0;
+      if (::ioctl(socket_.native_handle(), SIOCOUTQ, &queued) != 0 || queued <= 0) {
+        boost::system::error_code ignored;
+        socket_.close(ignored);
+        return;
+      }
+      timer_.expires_after(kSendQueuePollInterval);
+      timer_.async_wait([self = this->shared_from_this()](boost::system::error_code ec) {
+        if (ec) return;  // the worker is being stopped: the socket closes with us
+        self->Poll();
+      });
+    }
+
+   private:
+    Socket socket_;
+    boost::asio::basic_waitable_timer<std::chrono::steady_clock,
+                                      boost::asio::wait_traits<std::chrono::steady_clock>,
+                                      typename Socket::executor_type>
+        timer_;
+  };
+  boost::system::error_code ignored;
+  socket.shutdown(Socket::shutdown_send, ignored);
+  std::make_shared<Closer>(std::move(socket))->Poll();
+}
+
+}  // namespace katsubushi::net

@@ -18,6 +18,18 @@ void AppendError(const RequestHeader& h, BinaryStatus status, std::string_view m
 
 }  // namespace
 
+size_t MaxBodyLength(uint8_t opcode) {
+  switch (static_cast<Opcode>(opcode)) {
+    case Opcode::kGet:
+    case Opcode::kGetQ:
+    case Opcode::kGetK:
+    case Opcode::kGetKQ:
+      return kMaxBinaryGetBody;
+    default:
+      return kMaxBinaryBody;
+  }
+}
+
 ProcessResult BinarySession::Process(std::string_view input, std::string* out) {
   ProcessResult result;
   const auto* bytes = reinterpret_cast<const unsigned char*>(input.data());
@@ -31,10 +43,11 @@ ProcessResult BinarySession::Process(std::string_view input, std::string* out) {
       result.close = true;
       return result;
     }
-    if (h.body_length > kMaxBinaryBody ||
-        uint32_t{h.key_length} + h.extras_length > h.body_length) {
+    // Refused from the header alone, so the body is never waited for.
+    const bool too_large = h.body_length > MaxBodyLength(h.opcode);
+    if (too_large || uint32_t{h.key_length} + h.extras_length > h.body_length) {
       AppendError(h, BinaryStatus::kInvalidArguments,
-                  h.body_length > kMaxBinaryBody ? "Body too large" : "Invalid body length", out);
+                  too_large ? "Body too large" : "Invalid body length", out);
       result.consumed = input.size();
       result.close = true;
       return result;
@@ -44,6 +57,7 @@ ProcessResult BinarySession::Process(std::string_view input, std::string* out) {
     const std::string_view key(
         reinterpret_cast<const char*>(at) + kBinaryHeaderSize + h.extras_length, h.key_length);
     result.consumed += packet;
+    ++result.completed;
     if (!Handle(h, key, out)) {
       result.close = true;
       return result;

@@ -9,8 +9,9 @@
 // 0x0081 "Unknown command" with the request's opcode and opaque (Go sends
 // 0x0084 with both zero); a generator failure is a binary 0x0086 "temporary
 // failure" reply (Go writes text ERROR on the binary connection); a body
-// length over kMaxBinaryBody is refused and the connection closed (Go
-// allocates whatever the header claims, up to 4 GiB).
+// length over MaxBodyLength(opcode) is refused as soon as the header arrives
+// and the connection closed (Go allocates whatever the header claims, up to
+// 4 GiB).
 #pragma once
 
 #include "memcache/binary_header.h"
@@ -18,10 +19,15 @@
 
 namespace katsubushi::memcache {
 
+// The largest body a request with this opcode may announce: a get's key
+// (kMaxBinaryGetBody), else kMaxBinaryBody.
+size_t MaxBodyLength(uint8_t opcode);
+
 class BinarySession final : public Session {
  public:
   explicit BinarySession(const ServiceContext& context) : context_(context) {}
   ProcessResult Process(std::string_view input, std::string* out) override;
+  size_t retained_bytes() const override { return 0; }  // replies go straight to `out`
 
  private:
   // Returns false when the connection must close after the replies.

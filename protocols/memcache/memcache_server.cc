@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "memcache/binary_header.h"
+#include "memcache/connection_buffers.h"
 #include "net/close_when_sent.h"
 
 namespace katsubushi::memcache {
@@ -14,15 +15,6 @@ namespace {
 
 namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
-
-// A connection's input buffer starts small (5,000 idle connections cost
-// 5,000 of these), doubles while a burst or a long request fills it, and goes
-// back to the initial size once it is drained.
-constexpr size_t kInitialBuffer = 2 * 1024;
-constexpr size_t kMinReadRoom = 1024;
-constexpr size_t kShrinkAbove = 64 * 1024;
-// A session leaves < kMaxPendingBytes unconsumed, so this always has room.
-constexpr size_t kMaxBuffer = kMaxPendingBytes + 64 * 1024;
 
 // Replies are built here; the connections of one worker thread take turns.
 thread_local std::string write_buffer;
@@ -49,7 +41,6 @@ class Connection final : public net::Connection,
     if (ec) return Close();
     last_active_ = Clock::now();
     if (options_.idle_timeout.count() > 0) ArmIdleTimer(last_active_ + options_.idle_timeout);
-    buffer_.resize(kInitialBuffer);
     Read();
   }
 
@@ -67,12 +58,8 @@ class Connection final : public net::Connection,
   // reply is built in the thread's shared buffer and written with a direct
   // non-blocking send; only what the kernel does not take is kept.
   void Read() {
-    if (buffer_.size() - used_ < kMinReadRoom) {
-      // A partial request (or a burst) filled it: grow, within what a session
-      // can ever leave unconsumed.
-      buffer_.resize(std::min(kMaxBuffer, std::max(buffer_.size() * 2, used_ + kMinReadRoom)));
-    }
-    socket_.async_read_some(asio::buffer(buffer_.data() + used_, buffer_.size() - used_),
+    const std::span<char> room = input_.ReadRoom();
+    socket_.async_read_some(asio::buffer(room.data(), room.size()),
                             [self = this->shared_from_this()](boost::system::error_code ec, size_t n) {
                               self->OnRead(ec, n);
                             });
@@ -80,10 +67,9 @@ class Connection final : public net::Connection,
 
   void OnRead(boost::system::error_code ec, size_t n) {
     if (ec) return Close();
-    used_ += n;
-    last_active_ = Clock::now();
+    input_.Commit(n);
     if (!session_) {
-      const auto first = static_cast<uint8_t>(buffer_[0]);
+      const auto first = static_cast<uint8_t>(input_.pending()[0]);
       session_ = NewSession(first, context_);
       if (first == kBinaryRequestMagic) {
         context_.stats.ConnectionIs(front_, Front::kMemcacheBinary);
@@ -92,16 +78,12 @@ class Connection final : public net::Connection,
     }
 
     std::string& out = write_buffer;
-    out.clear();
-    const ProcessResult result = session_->Process(std::string_view(buffer_.data(), used_), &out);
+    ResetOutput(&out);
+    const ProcessResult result = session_->Process(input_.pending(), &out);
+    // Idle means no complete command: bytes of a partial one do not count.
+    if (result.completed > 0) last_active_ = Clock::now();
     // Keep only what the session left: a partial request, < kMaxPendingBytes.
-    if (result.consumed > 0) {
-      std::memmove(buffer_.data(), buffer_.data() + result.consumed, used_ - result.consumed);
-      used_ -= result.consumed;
-    }
-    if (used_ == 0 && buffer_.size() > kShrinkAbove) {
-      std::vector<char>(kInitialBuffer).swap(buffer_);  // a burst is over: give the memory back
-    }
+    input_.Consume(result.consumed);
     close_after_write_ = result.close || stopping_;
 
     size_t written = 0;
@@ -146,7 +128,7 @@ class Connection final : public net::Connection,
       auto self = weak.lock();
       if (ec || !self) return;
       // Rearming on every request would cost a timer operation per request;
-      // instead the timer checks the last activity when it fires.
+      // instead the timer checks the last completed command when it fires.
       const auto deadline_now = self->last_active_ + self->options_.idle_timeout;
       if (Clock::now() >= deadline_now) {
         spdlog::debug("closing idle connection");
@@ -179,13 +161,12 @@ class Connection final : public net::Connection,
   Socket socket_;
   asio::basic_waitable_timer<Clock, asio::wait_traits<Clock>, net::Executor> idle_timer_;
   std::unique_ptr<Session> session_;
-  std::vector<char> buffer_;  // input; [0, used_) is not yet consumed
-  size_t used_ = 0;
+  InputBuffer input_;
   std::string unsent_;  // reply bytes the kernel did not take yet (usually empty)
   bool close_after_write_ = false;
   bool stopping_ = false;
   Front front_ = Front::kMemcacheText;  // the label it is counted under
-  Clock::time_point last_active_;
+  Clock::time_point last_active_;  // start, or the last completed command
 };
 
 template <typename Socket>

@@ -46,7 +46,8 @@ constexpr size_t kMaxTokens = kMaxKeysPerGet + 1;
 }  // namespace
 
 // tokens_ and ids_ grow to what the connection's requests need and keep that
-// capacity; reserving kMaxTokens up front would cost 16 KiB per idle connection.
+// capacity up to kRetainedScratchBytes; reserving kMaxTokens up front would cost
+// 16 KiB per idle connection.
 TextSession::TextSession(const ServiceContext& context) : context_(context) {}
 
 ProcessResult TextSession::Process(std::string_view input, std::string* out) {
@@ -61,6 +62,7 @@ ProcessResult TextSession::Process(std::string_view input, std::string* out) {
       }
       discarding_ = false;
       result.consumed += newline + 1;
+      ++result.completed;
       continue;
     }
     if (newline == std::string_view::npos) {
@@ -74,6 +76,7 @@ ProcessResult TextSession::Process(std::string_view input, std::string* out) {
     }
     std::string_view line = rest.substr(0, newline);
     result.consumed += newline + 1;
+    ++result.completed;
     if (line.size() > kMaxLineLength) {
       out->append("CLIENT_ERROR line too long\r\n");
       continue;
@@ -84,7 +87,20 @@ ProcessResult TextSession::Process(std::string_view input, std::string* out) {
       break;
     }
   }
+  ReleaseLargeScratch();
   return result;
+}
+
+// Once per Process call, not per line: a pipelined batch of large gets
+// allocates once.
+void TextSession::ReleaseLargeScratch() {
+  if (retained_bytes() <= kRetainedScratchBytes) return;
+  std::vector<std::string_view>().swap(tokens_);
+  std::vector<uint64_t>().swap(ids_);
+}
+
+size_t TextSession::retained_bytes() const {
+  return tokens_.capacity() * sizeof(std::string_view) + ids_.capacity() * sizeof(uint64_t);
 }
 
 bool TextSession::HandleLine(std::string_view line, std::string* out) {

@@ -17,6 +17,7 @@ class TextSession final : public Session {
  public:
   explicit TextSession(const ServiceContext& context);
   ProcessResult Process(std::string_view input, std::string* out) override;
+  size_t retained_bytes() const override;
 
  private:
   // Handles one line without its "\n" (a trailing "\r" already removed).
@@ -26,6 +27,8 @@ class TextSession final : public Session {
   void AppendValues(std::string* out) const;
   void HandleMetaGet(std::string* out);
   void HandleStats(std::string* out);
+  // Gives back tokens_ and ids_ if a large get grew them past kRetainedScratchBytes.
+  void ReleaseLargeScratch();
 
   const ServiceContext& context_;
   // Inside a line longer than kMaxLineLength: drop bytes up to its newline.

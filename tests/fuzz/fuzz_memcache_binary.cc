@@ -12,9 +12,12 @@
 //   * noop, version: one OK packet; stat: OK packets ending with an empty
 //     one (or one NOT_FOUND for an unknown stat name); quit: OK, then close;
 //     quitq: close without a packet; other opcodes: UNKNOWN_COMMAND;
-//   * a bad magic or a body length over kMaxBinaryBody or under key + extras:
-//     one INVALID_ARGUMENTS packet, then close, having buffered none of it;
-//   * a partial packet at the end is left unanswered.
+//   * a bad magic, a body length over what the opcode can carry (a get's
+//     kMaxBinaryGetBody, else kMaxBinaryBody) or under key + extras: one
+//     INVALID_ARGUMENTS packet as soon as the header is in, then close,
+//     having buffered none of it;
+//   * a partial packet at the end is left unanswered;
+//   * every answered packet, and nothing else, is reported completed.
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -68,11 +71,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view replies = outcome.out;
   uint64_t last_id = 0;
   size_t at = 0;
+  size_t packets = 0;
   bool closed = false;
   while (!closed && input.size() - at >= mc::kBinaryHeaderSize) {
     const auto* bytes = reinterpret_cast<const unsigned char*>(input.data() + at);
     const mc::RequestHeader h = mc::DecodeRequestHeader(bytes);
-    const bool bad_frame = h.magic != mc::kBinaryRequestMagic || h.body_length > mc::kMaxBinaryBody ||
+    const bool get = h.opcode == static_cast<uint8_t>(mc::Opcode::kGet) ||
+                     h.opcode == static_cast<uint8_t>(mc::Opcode::kGetQ) ||
+                     h.opcode == static_cast<uint8_t>(mc::Opcode::kGetK) ||
+                     h.opcode == static_cast<uint8_t>(mc::Opcode::kGetKQ);
+    const size_t max_body = get ? mc::kMaxBinaryGetBody : mc::kMaxBinaryBody;
+    const bool bad_frame = h.magic != mc::kBinaryRequestMagic || h.body_length > max_body ||
                            uint32_t{h.key_length} + h.extras_length > h.body_length;
     if (bad_frame) {
       const Packet p = TakePacket(&replies);
@@ -85,6 +94,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::string_view key = std::string_view(input).substr(
         at + mc::kBinaryHeaderSize + h.extras_length, h.key_length);
     at += mc::kBinaryHeaderSize + h.body_length;
+    ++packets;
     switch (static_cast<mc::Opcode>(h.opcode)) {
       case mc::Opcode::kGet:
       case mc::Opcode::kGetQ:
@@ -140,5 +150,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   if (!closed && (outcome.closed || outcome.consumed != at)) std::abort();
   if (!replies.empty()) std::abort();
+  if (outcome.completed != packets) std::abort();
   return 0;
 }

@@ -5,7 +5,8 @@
 // spends its time on keys and flags rather than on finding the command word.
 //
 // Invariants, beyond "no crash" and the shared framing ones:
-//   * exactly one reply per request, in order, and `MN` for each `mn`;
+//   * exactly one reply per request, in order, and `MN` for each `mn`; every
+//     request reported completed;
 //   * a request is refused (CLIENT_ERROR with the reason below) exactly when
 //     it has no key, a key over kMaxKeyLength, more than kMaxMetaFlags flags
 //     or a flag memcached's mg does not have; otherwise it gets `VA <n>` if it
@@ -123,6 +124,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   const katsubushi::fuzz::Outcome outcome = katsubushi::fuzz::FeedTwoWaysAndCompare(input, seed);
   if (outcome.closed || outcome.consumed != input.size()) std::abort();
+  if (outcome.completed != pieces.size()) std::abort();
   std::string_view replies = outcome.out;
   uint64_t last_id = 0;
   for (const std::string_view piece : pieces) {

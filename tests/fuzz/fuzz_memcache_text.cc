@@ -6,9 +6,13 @@
 // is cut into reads):
 //   * Commands round-trip through their tokens: the input re-rendered with
 //     each run of separators as one space gives the same replies.
+//   * A request is completed exactly when its newline is consumed: the
+//     session reports as many completed requests as there are newlines in
+//     the bytes it consumed (a line discarded for its length included).
 //   * Every reply is well formed: `VALUE <key> 0 <n>` followed by n digits of
 //     an ID of this worker (strictly increasing), or one of the known reply
 //     lines; never a partial reply.
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <optional>
@@ -72,6 +76,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   const katsubushi::fuzz::Outcome whole = katsubushi::fuzz::FeedTwoWaysAndCompare(input, seed);
   CheckReplies(whole.out);
+  const std::string_view taken = input.substr(0, whole.consumed);
+  if (whole.completed != static_cast<size_t>(std::count(taken.begin(), taken.end(), '\n'))) std::abort();
   if (const std::optional<std::string> rerendered = Rerender(input)) {
     // `stats` carries the time (see FeedTwoWaysAndCompare): a retry feeds both
     // again, so both see the same second.

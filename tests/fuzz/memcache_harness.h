@@ -27,6 +27,7 @@ struct Outcome {
   std::string out;
   bool closed = false;
   size_t consumed = 0;  // input bytes the session took, in total
+  size_t completed = 0;  // requests the session reported finished, in total
 };
 
 // Feeds `input` to a fresh session, appending the bytes up to each cut before
@@ -53,6 +54,7 @@ inline Outcome Feed(std::string_view input, const std::vector<size_t>& cuts) {
     if (r.consumed > buffer.size()) std::abort();
     buffer.erase(0, r.consumed);
     outcome.consumed += r.consumed;
+    outcome.completed += r.completed;
     if (buffer.size() >= memcache::kMaxPendingBytes) std::abort();
     outcome.closed = r.close;
   }
@@ -69,7 +71,8 @@ inline std::vector<size_t> CutsFromSeed(unsigned seed, size_t size) {
   return cuts;
 }
 
-// The replies must not depend on how the input was cut into reads. `stats`
+// The replies (and the count of completed requests, which drives the idle
+// timeout) must not depend on how the input was cut into reads. `stats`
 // replies carry the wall-clock second and the uptime, so a run straddling a
 // second boundary may differ there: a real difference repeats, hence retries.
 // Returns the whole-input outcome.
@@ -78,6 +81,7 @@ inline Outcome FeedTwoWaysAndCompare(std::string_view input, unsigned seed) {
   for (int attempt = 0; attempt < 3; ++attempt) {
     Outcome whole = Feed(input, {});
     const Outcome split = Feed(input, cuts);
+    if (whole.completed != split.completed) std::abort();  // no clock in this one
     if (whole.out == split.out && whole.closed == split.closed) return whole;
   }
   std::abort();

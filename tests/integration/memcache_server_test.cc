@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <atomic>
@@ -78,6 +79,10 @@ uint32_t BodyLength(const std::string& packet, size_t at = 0) {
 class MemcacheServerTest : public ::testing::Test {
  protected:
   void StartServer(ServerOptions options = {}) {
+    // As main() does, create spdlog's registry before the worker threads: its
+    // lazy first use from two of them at once (two idle closes) is ordered by
+    // a guard inside the uninstrumented libspdlog, which TSan cannot see.
+    spdlog::default_logger_raw();
     GeneratorOptions g;
     g.worker_id = kWorker;
     generator_ = std::move(GeneratorCore::Create(SystemClock::Instance(), g)).value();
@@ -277,6 +282,80 @@ TEST_F(MemcacheServerTest, IdleTimeoutClosesQuietConnections) {
   EXPECT_GE(std::chrono::steady_clock::now() - start, 300ms);
   active.Send("version\r\n");
   EXPECT_EQ(active.ReadUntilSuffix("\r\n"), "VERSION 1.2.3\r\n");
+}
+
+// A client that completes one `request` and then trickles `partial` one
+// byte every kTricklePeriod, never finishing it: the server must close it one
+// idle timeout after the completed request, as if it had sent nothing since.
+// Runs on its own thread so the four clients of the test below share 2.5 s.
+constexpr auto kTricklePeriod = 250ms;
+constexpr auto kIdleTimeout = 1000ms;
+// How late past the deadline the close may be seen: timer and thread wake-ups
+// on a loaded machine. Counting bytes, the server would never close at all.
+constexpr auto kCloseMargin = 400ms;
+
+void ExpectTrickleClosedAtTheTimeout(uint16_t port, std::string request, size_t reply_size,
+                                     std::string partial) {
+  Client c(port);
+  const auto sent = std::chrono::steady_clock::now();
+  c.Send(request);
+  ASSERT_EQ(c.ReadBytes(reply_size).size(), reply_size);
+  const auto answered = std::chrono::steady_clock::now();
+  for (char byte : partial) {
+    c.Send(std::string(1, byte));
+    if (c.WaitClosed(kTricklePeriod)) {
+      const auto closed = std::chrono::steady_clock::now();
+      // Not before the timeout (the server's clock started at the request at
+      // the earliest), and not much after it.
+      EXPECT_GE(closed - sent, kIdleTimeout);
+      EXPECT_LE(closed - answered, kIdleTimeout + kCloseMargin);
+      return;
+    }
+    if (std::chrono::steady_clock::now() - answered > kIdleTimeout + kCloseMargin) break;
+  }
+  ADD_FAILURE() << "a connection trickling a partial command was not closed at the idle timeout";
+}
+
+// Completes `request` every kTricklePeriod for 2.5 idle timeouts: stays open.
+void ExpectCompletingClientStaysOpen(uint16_t port, std::string request, size_t reply_size) {
+  Client c(port);
+  const auto start = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - start < kIdleTimeout * 5 / 2) {
+    c.Send(request);
+    ASSERT_EQ(c.ReadBytes(reply_size).size(), reply_size) << "closed although it completed commands";
+    std::this_thread::sleep_for(kTricklePeriod);
+  }
+}
+
+TEST_F(MemcacheServerTest, IdleTimeoutCountsCompletedCommandsNotBytes) {
+  ServerOptions options;
+  options.idle_timeout = kIdleTimeout;
+  StartServer(options);
+  const std::string binary_noop = BinaryRequest(0x0a, 1);
+  std::vector<std::thread> clients;
+  clients.emplace_back(ExpectTrickleClosedAtTheTimeout, port_, "version\r\n",
+                       std::string("VERSION 1.2.3\r\n").size(), "get " + std::string(100, 'k'));
+  clients.emplace_back(ExpectTrickleClosedAtTheTimeout, port_, binary_noop, memcache::kBinaryHeaderSize,
+                       BinaryRequest(0x00, 2, "key"));
+  clients.emplace_back(ExpectCompletingClientStaysOpen, port_, "mn\r\n", 4);
+  clients.emplace_back(ExpectCompletingClientStaysOpen, port_, binary_noop, memcache::kBinaryHeaderSize);
+  for (std::thread& t : clients) t.join();
+}
+
+// A get's body is its key: a header announcing more is answered before any
+// body is sent (it used to wait for up to a megabyte), then closed.
+TEST_F(MemcacheServerTest, OversizedBinaryGetIsRefusedAtTheHeader) {
+  StartServer();
+  for (const uint32_t body : {uint32_t{memcache::kMaxBinaryGetBody + 1}, uint32_t{memcache::kMaxBinaryBody}}) {
+    Client c(port_);
+    c.Send(BinaryRequest(0x0d, 0x0a0b0c0d, "", body));  // the 24-byte header alone
+    const std::string reply = c.ReadBytes(memcache::kBinaryHeaderSize + std::string("Body too large").size(), 2s);
+    EXPECT_EQ(reply, std::string("\x81\x0d\0\0\0\0\x00\x04\0\0\0\x0e\x0a\x0b\x0c\x0d\0\0\0\0\0\0\0\0"
+                                 "Body too large", 38))
+        << "body length " << body;
+    EXPECT_TRUE(c.WaitClosed(2s));
+  }
+  ExpectServerHealthy();
 }
 
 TEST_F(MemcacheServerTest, MaxConnections) {

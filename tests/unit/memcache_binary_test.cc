@@ -120,6 +120,49 @@ TEST(MemcacheBinaryTest, HugeBodyLengthIsRefusedWithoutWaitingForIt) {
   EXPECT_EQ(t.pending, 0u);
 }
 
+// A get's body is its key: a header announcing more is refused before any
+// of the body is sent, so a stalled get cannot pin kMaxBinaryBody.
+TEST(MemcacheBinaryTest, GetBodyOverAKeyIsRefusedFromTheHeaderAlone) {
+  for (const uint8_t opcode : {0x00, 0x09, 0x0c, 0x0d}) {
+    Service service;
+    const std::string header =
+        Request(opcode, 8, "", "", "", static_cast<uint32_t>(kMaxBinaryGetBody + 1)).substr(0, 24);
+    ASSERT_EQ(header.size(), kBinaryHeaderSize);
+    const auto t = Feed(service, {header});
+    EXPECT_EQ(t.out, Response(opcode, 0x0004, 8, "", "", "Body too large")) << int{opcode};
+    EXPECT_TRUE(t.closed);
+    EXPECT_EQ(t.pending, 0u);
+    EXPECT_EQ(t.total_completed(), 0u);
+    EXPECT_EQ(service.stats.Snapshot().cmd_get, 0u);
+  }
+}
+
+TEST(MemcacheBinaryTest, GetWithTheLongestKeyIsServedAndOtherOpcodesKeepTheirLimit) {
+  const std::string key(kMaxKeyLength, 'k');
+  auto t = ExpectSameForEverySplit(Request(0x0c, 1, key));
+  EXPECT_EQ(t.out, Response(0x0c, 0, 1, kFlags, key, Service::Id(0)));
+  EXPECT_FALSE(t.closed);
+  // A NOOP may still announce (and send) a body past a get's limit.
+  Service service;
+  const std::string noop = Request(0x0a, 2, "", "", std::string(kMaxBinaryGetBody + 1, 'v'));
+  t = Feed(service, {noop.substr(0, 24), noop.substr(24)});
+  EXPECT_EQ(t.completed, (std::vector<size_t>{0, 1}));
+  EXPECT_EQ(t.out, Response(0x0a, 0, 2, "", "", ""));
+  EXPECT_FALSE(t.closed);
+}
+
+TEST(MemcacheBinaryTest, APartialPacketIsNotACompletedCommand) {
+  Service service;
+  const std::string get = Request(0x00, 1, "key");
+  auto t = Feed(service, {get.substr(0, 10), get.substr(10, 14), get.substr(24, 2), get.substr(26)});
+  EXPECT_EQ(t.completed, (std::vector<size_t>{0, 0, 0, 1}));
+  const std::string pipeline = Request(0x0d, 1, "a") + Request(0x0d, 2, "b") + Request(0x0a, 3);
+  t = ExpectSameForEverySplit(pipeline);
+  EXPECT_EQ(t.total_completed(), 3u);
+  t = Feed(service, {pipeline.substr(0, 30), pipeline.substr(30)});
+  EXPECT_EQ(t.completed, (std::vector<size_t>{1, 2}));
+}
+
 TEST(MemcacheBinaryTest, BodyShorterThanKeyIsRefused) {
   Service service;
   std::string r = Request(0x00, 7, "abc", "", "", 2);

@@ -51,6 +51,12 @@ struct Transcript {
   bool closed = false;
   size_t max_pending = 0;
   size_t pending = 0;
+  std::vector<size_t> completed;  // ProcessResult::completed of each Process call
+  size_t total_completed() const {
+    size_t n = 0;
+    for (size_t c : completed) n += c;
+    return n;
+  }
 };
 
 inline Transcript Feed(Service& service, const std::vector<std::string>& chunks) {
@@ -67,6 +73,7 @@ inline Transcript Feed(Service& service, const std::vector<std::string>& chunks)
     buffer.erase(0, r.consumed);
     EXPECT_LT(buffer.size(), kMaxPendingBytes);
     t.max_pending = std::max(t.max_pending, buffer.size());
+    t.completed.push_back(r.completed);
     t.closed = r.close;
   }
   t.pending = buffer.size();
@@ -100,6 +107,7 @@ inline Transcript ExpectSameForEverySplit(const std::string& input,
     EXPECT_EQ(t.out, reference.out) << "split into " << chunks.size() << " chunks, first of "
                                     << chunks[0].size() << " bytes";
     EXPECT_EQ(t.closed, reference.closed);
+    EXPECT_EQ(t.total_completed(), reference.total_completed());
   }
   return reference;
 }

@@ -59,6 +59,60 @@ TEST(MemcacheTextTest, PartialLineWaits) {
   EXPECT_EQ(t.pending, 5u);
 }
 
+// The idle timeout restarts only on completed requests, so a request that
+// is still arriving must not count, however many reads brought its bytes.
+TEST(MemcacheTextTest, APartialCommandIsNotACompletedCommand) {
+  Service service;
+  auto t = Feed(service, {"get a", " b", "\r", "\n"});
+  EXPECT_EQ(t.completed, (std::vector<size_t>{0, 0, 0, 1}));
+  t = Feed(service, {"mn\r\nversion\nm", "n", "\r\n", "mg"});
+  EXPECT_EQ(t.completed, (std::vector<size_t>{2, 0, 1, 0}));
+  EXPECT_EQ(t.out, "MN\r\nVERSION 9.9.9\r\nMN\r\n");
+  // Refused lines complete too: an empty one, and an over-long one once its
+  // newline is in (not when the refusal is sent).
+  t = Feed(service, {"\n", std::string(kMaxLineLength + 1, 'x'), "yyy", "\nmn\r\n"});
+  EXPECT_EQ(t.completed, (std::vector<size_t>{1, 0, 0, 2}));
+  EXPECT_EQ(t.out, "ERROR\r\nCLIENT_ERROR line too long\r\nMN\r\n");
+  // Every split of a pipeline reports the same total (ExpectSameForEverySplit
+  // checks it); one byte at a time, only the reads that end a line count.
+  const std::string pipeline = "get a b\r\nmg k v\r\nstats\r\nquit\r\n";
+  ExpectSameForEverySplit(pipeline);
+  std::vector<std::string> bytes;
+  for (char c : pipeline) bytes.emplace_back(1, c);
+  t = Feed(service, bytes);
+  ASSERT_EQ(t.completed.size(), pipeline.size());
+  for (size_t i = 0; i < pipeline.size(); ++i) {
+    EXPECT_EQ(t.completed[i], pipeline[i] == '\n' ? 1u : 0u) << "byte " << i;
+  }
+  EXPECT_TRUE(t.closed);
+}
+
+// A 1000-key get needs ~24 KiB of scratch; the session keeps what common gets
+// need and gives the rest back once the large one is answered.
+TEST(MemcacheTextTest, ScratchOfALargeGetIsReleasedAfterIt) {
+  Service service;
+  const std::unique_ptr<Session> session = NewSession('g', service.context);
+  std::string out;
+  std::string small = "get";
+  for (int i = 0; i < 100; ++i) small += " k";
+  session->Process(small + "\r\n", &out);
+  const size_t warm = session->retained_bytes();
+  EXPECT_GT(warm, 0u);  // kept: the next 100-key get allocates nothing
+  EXPECT_LE(warm, kRetainedScratchBytes);
+
+  std::string large = "get";
+  for (size_t i = 0; i < kMaxKeysPerGet; ++i) large += " k";
+  out.clear();
+  const ProcessResult r = session->Process(large + "\r\n", &out);
+  EXPECT_EQ(r.completed, 1u);
+  EXPECT_TRUE(out.ends_with(Value("k", 100 + kMaxKeysPerGet - 1) + "END\r\n"));
+  EXPECT_LE(session->retained_bytes(), kRetainedScratchBytes);
+
+  out.clear();
+  session->Process(small + "\r\n", &out);  // and it still serves the next one
+  EXPECT_TRUE(out.ends_with(Value("k", 100 + kMaxKeysPerGet + 99) + "END\r\n"));
+}
+
 TEST(MemcacheTextTest, StatsFieldsInGoOrder) {
   const auto t = ExpectSameForEverySplit("get a b\r\nget\r\nstats\r\n");
   ASSERT_NE(t.out.find("STAT pid "), std::string::npos) << t.out;

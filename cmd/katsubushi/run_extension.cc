@@ -16,6 +16,7 @@
 #include "lambda/extension_client.h"
 #include "memcache/session.h"
 #include "logging.h"
+#include "run_lambda.h"
 #include "memcache/memcache_server.h"
 #include "net/front.h"
 
@@ -39,16 +40,6 @@ int64_t NowUnixMillis() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-lease::LogFunction LeaseLog() {
-  return [](lease::LogLevel level, std::string_view message) {
-    spdlog::log(level == lease::LogLevel::kError     ? spdlog::level::err
-                : level == lease::LogLevel::kWarning ? spdlog::level::warn
-                : level == lease::LogLevel::kInfo    ? spdlog::level::info
-                                                     : spdlog::level::debug,
-                "{}", message);
-  };
 }
 
 }  // namespace
@@ -93,14 +84,7 @@ int RunExtension(const Config& config, const std::string& parse_error,
   }
   if (config.grpc_port != 0) spdlog::warn("-grpc-port is not served in Lambda extension mode");
 
-  GeneratorConfig options;
-  options.js_safe_id = config.js_safe_id;
-  options.redis_url = config.redis;
-  options.min_worker_id = config.min_worker_id;
-  options.max_worker_id = config.max_worker_id;
-  if (config.lease_expiry_given) options.lease_ttl = config.lease_expiry;
-  options.log = LeaseLog();
-  auto opened = Generator::Open(options);  // no network I/O
+  auto opened = Generator::Open(LambdaGeneratorConfig(config));  // no network I/O
   if (!opened.ok()) return fail_init("Config", std::string(opened.status().message()));
   Generator& generator = *opened.value();
 

@@ -67,6 +67,19 @@ void ReportLambdaInitError(const std::string& runtime_api, const std::string& me
   }
 }
 
+GeneratorConfig LambdaGeneratorConfig(const Config& config) {
+  GeneratorConfig options;
+  options.js_safe_id = config.js_safe_id;
+  options.redis_url = config.redis;
+  options.min_worker_id = config.min_worker_id;
+  options.max_worker_id = config.max_worker_id;
+  // Lambda's default TTL is GeneratorConfig's (60 s); an explicit
+  // -lease-expiry wins, whatever its value.
+  if (config.lease_expiry_given) options.lease_ttl = config.lease_expiry;
+  options.log = LeaseLogToSpdlog();
+  return options;
+}
+
 int RunLambda(const Config& config, const std::string& runtime_api) {
   // stderr goes to CloudWatch; no thread, no signal handler.
   spdlog::set_default_logger(spdlog::stderr_logger_st("katsubushi"));
@@ -82,22 +95,7 @@ int RunLambda(const Config& config, const std::string& runtime_api) {
         "a static -worker-id is refused in Lambda mode: every environment of the function would "
         "issue IDs under it; lease one with -redis");
   }
-  GeneratorConfig options;
-  options.js_safe_id = config.js_safe_id;
-  options.redis_url = config.redis;
-  options.min_worker_id = config.min_worker_id;
-  options.max_worker_id = config.max_worker_id;
-  // Lambda's default TTL is GeneratorConfig's (60 s); an explicit
-  // -lease-expiry wins, whatever its value.
-  if (config.lease_expiry_given) options.lease_ttl = config.lease_expiry;
-  options.log = [](lease::LogLevel level, std::string_view message) {
-    spdlog::log(level == lease::LogLevel::kError     ? spdlog::level::err
-                : level == lease::LogLevel::kWarning ? spdlog::level::warn
-                : level == lease::LogLevel::kInfo    ? spdlog::level::info
-                                                     : spdlog::level::debug,
-                "{}", message);
-  };
-  auto opened = Generator::Open(options);
+  auto opened = Generator::Open(LambdaGeneratorConfig(config));
   if (!opened.ok()) return fail_init(std::string(opened.status().message()));
   Generator& generator = *opened.value();
 

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "katsubushi/config.h"
+#include "katsubushi/embedded/generator.h"
 
 namespace katsubushi {
 
@@ -16,5 +17,10 @@ void ReportLambdaInitError(const std::string& runtime_api, const std::string& me
 
 // Runs the event loop until the Runtime API goes away; returns the exit code.
 int RunLambda(const Config& config, const std::string& runtime_api);
+
+// The embedded generator's configuration in both Lambda modes (custom runtime
+// and extension): a worker id leased from -redis, Lambda's default TTL (60 s)
+// unless -lease-expiry is given, whatever its value; lease logs to spdlog.
+GeneratorConfig LambdaGeneratorConfig(const Config& config);
 
 }  // namespace katsubushi

@@ -412,6 +412,9 @@ def test_redis_down_at_start_is_retried_not_fatal(katsubushi_bin, servers):
     dead_port = free_port()
     s = servers(f"redis://127.0.0.1:{dead_port}/0?ns={NS}", min_id=1, max_id=3)
     assert wait_for(lambda: "cannot reach Redis" in s.output(), 10), s.output()
+    # The lease keeper starts before the listeners, so the log line can come
+    # before /healthz answers at all; it must then answer 503, never 200.
+    assert wait_for(lambda: s.request("/healthz")[0] is not None, 10), s.output()
     assert s.request("/healthz")[0] == 503
     assert s.proc.poll() is None
     late = RedisServer(port=dead_port)

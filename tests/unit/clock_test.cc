@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <thread>
 
 namespace katsubushi {
@@ -33,15 +35,21 @@ TEST(SystemClockTest, NeverGoesBackwardsInOneThread) {
 TEST(SystemClockTest, WaitUntilReachesATargetInTheNearFuture) {
   SystemClock clock;
   for (int64_t ahead : {300, 3'000}) {
-    const int64_t target = clock.NowUnixMicros() + ahead;
-    int calls = 0;
-    while (clock.NowUnixMicros() < target) {
-      clock.WaitUntil(target);
-      ++calls;
-      ASSERT_LT(calls, 1'000'000);
+    // A wait must not overshoot by a whole millisecond: that would waste a
+    // tick. The best of a few tries is judged: a wait that oversleeps does so
+    // every time, while a loaded machine may deschedule any one try.
+    int64_t best_overshoot = INT64_MAX;
+    for (int attempt = 0; attempt < 5 && best_overshoot >= 1'000; ++attempt) {
+      const int64_t target = clock.NowUnixMicros() + ahead;
+      int calls = 0;
+      while (clock.NowUnixMicros() < target) {
+        clock.WaitUntil(target);
+        ++calls;
+        ASSERT_LT(calls, 1'000'000);
+      }
+      best_overshoot = std::min(best_overshoot, clock.NowUnixMicros() - target);
     }
-    // A wait must not overshoot by a whole millisecond: that would waste a tick.
-    EXPECT_LT(clock.NowUnixMicros() - target, 1'000) << "ahead=" << ahead;
+    EXPECT_LT(best_overshoot, 1'000) << "ahead=" << ahead;
   }
 }
 

@@ -85,13 +85,18 @@ std::string RenderMetrics(const StatsSnapshot& s, const GeneratorCore& generator
     w.Labeled("katsubushi_issue_failures_total", "reason", IssueErrorName(static_cast<IssueError>(i)),
               s.misses_by_error[i]);
   }
+  // gRPC's C++ server has no hook per connection, so the gRPC front counts
+  // none: rather no series than a gauge that always reads 0.
+  auto counts_connections = [](size_t i) { return static_cast<Front>(i) != Front::kGrpc; };
   w.Header("katsubushi_connections", "gauge", "Open connections, by front.");
   for (size_t i = 0; i < kFrontCount; ++i) {
+    if (!counts_connections(i)) continue;
     w.Labeled("katsubushi_connections", "front", FrontName(static_cast<Front>(i)),
               s.curr_connections_by_front[i]);
   }
   w.Header("katsubushi_connections_total", "counter", "Connections accepted, by front.");
   for (size_t i = 0; i < kFrontCount; ++i) {
+    if (!counts_connections(i)) continue;
     w.Labeled("katsubushi_connections_total", "front", FrontName(static_cast<Front>(i)),
               s.total_connections_by_front[i]);
   }

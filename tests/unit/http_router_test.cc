@@ -131,9 +131,12 @@ TEST_F(HttpRouterTest, MetricsExposition) {
                            "katsubushi_build_info{version=\"7.7.7\"} 1\n",
                            "# TYPE katsubushi_issue_failures_total counter\n",
                            "katsubushi_issue_failures_total{reason=\"clock_moved_backwards\"} 0\n",
-                           "katsubushi_generator_waits_total 0\n"}) {
+                           "katsubushi_generator_waits_total 0\n",
+                           "katsubushi_connections{front=\"memcache_binary\"} 0\n"}) {
     EXPECT_NE(r.body().find(line), std::string::npos) << line;
   }
+  // No connection series for gRPC: it has no per-connection hook to count with.
+  EXPECT_EQ(r.body().find("katsubushi_connections{front=\"grpc\"}"), std::string::npos);
 }
 
 TEST_F(HttpRouterTest, MetricsLabelValuesAreEscaped) {

@@ -4,7 +4,8 @@
 // NAME=value environment entries. Invariants: the exit code is 0, 1 or 2; an
 // error message is present exactly when the exit code is not 0 (help aside);
 // a successful parse yields a valid configuration (worker id within the
-// layout or Redis set, some listener on, ports in range).
+// layout or Redis set, some listener on, ports in range) unless it only asks
+// for -version or -health-check.
 #include <cstdlib>
 #include <map>
 #include <string>
@@ -46,7 +47,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (r.exit_code != 0 && r.exit_code != 1 && r.exit_code != 2) std::abort();
   if (r.help) return 0;
   if ((r.exit_code != 0) != !r.error.empty()) std::abort();
-  if (r.ok() && !r.config.show_version) {
+  // -version and -health-check need no worker id nor listener of their own.
+  if (r.ok() && !r.config.show_version && !r.config.health_check) {
     const auto& c = r.config;
     const uint32_t max_worker = c.js_safe_id ? 63 : 1023;
     if (c.worker_id > max_worker) std::abort();

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "katsubushi/c/c_abi_last_error.h"
+#include "katsubushi/c/c_abi_errors.h"
 #include "katsubushi/embedded/generator.h"
 
 // A handle. kb_close() frees the generator (its Redis connection, lease and
@@ -20,7 +20,7 @@ struct kb_generator {
   katsubushi::IdLayout layout = katsubushi::IdLayout::Default();
 };
 
-// Shared with katsubushi_client_c.cc (c_abi_last_error.h).
+// Shared with katsubushi_client_c.cc (c_abi_errors.h).
 namespace katsubushi::c_abi {
 thread_local std::string t_last_error;
 }  // namespace katsubushi::c_abi
@@ -40,12 +40,9 @@ void Bury(kb_generator* gen) {
 
 using katsubushi::Status;
 using katsubushi::StatusCode;
+using katsubushi::c_abi::Fail;
+using katsubushi::c_abi::Guard;
 using katsubushi::c_abi::t_last_error;
-
-kb_status Fail(kb_status status, std::string_view detail) {
-  t_last_error.assign(detail);
-  return status;
-}
 
 kb_status FromStatus(const Status& s) {
   if (s.ok()) return KB_OK;
@@ -64,18 +61,6 @@ kb_status FromStatus(const Status& s) {
 }
 
 kb_status Closed() { return Fail(KB_CLOSED, "the generator is closed (kb_close was called)"); }
-
-// Runs `body`, turning any exception into KB_INTERNAL.
-template <typename F>
-kb_status Guard(F&& body) noexcept {
-  try {
-    return body();
-  } catch (const std::exception& e) {
-    return Fail(KB_INTERNAL, e.what());
-  } catch (...) {
-    return Fail(KB_INTERNAL, "unknown error");
-  }
-}
 
 // The fields of `config` the caller's struct_size covers; defaults for the rest.
 bool ReadConfig(const kb_config* config, kb_config* out) {

@@ -7,7 +7,7 @@
 #include <span>
 #include <string>
 
-#include "katsubushi/c/c_abi_last_error.h"
+#include "katsubushi/c/c_abi_errors.h"
 #include "katsubushi/c/katsubushi.h"
 #include "katsubushi/client/client.h"
 #include "katsubushi/client/server_address.h"
@@ -18,12 +18,8 @@ struct kb_client {
 
 namespace {
 
-using katsubushi::c_abi::t_last_error;
-
-kb_status Fail(kb_status status, std::string_view detail) {
-  t_last_error.assign(detail);
-  return status;
-}
+using katsubushi::c_abi::Fail;
+using katsubushi::c_abi::Guard;
 
 // The client's failures: a caller's mistake, or no server gave IDs.
 kb_status FromStatus(const katsubushi::Status& s, const std::string& why) {
@@ -34,17 +30,6 @@ kb_status FromStatus(const katsubushi::Status& s, const std::string& why) {
     case katsubushi::StatusCode::kUnavailable:
     case katsubushi::StatusCode::kDeadlineExceeded: return Fail(KB_UNAVAILABLE, detail);
     default: return Fail(KB_INTERNAL, detail);
-  }
-}
-
-template <typename F>
-kb_status Guard(F&& body) noexcept {
-  try {
-    return body();
-  } catch (const std::exception& e) {
-    return Fail(KB_INTERNAL, e.what());
-  } catch (...) {
-    return Fail(KB_INTERNAL, "unknown error");
   }
 }
 

@@ -12,7 +12,7 @@ import pytest
 
 import kb_ctypes
 from conftest import ms_of, worker_of
-from test_redis_lease import NS, RausParticipant, RedisServer, wait_for
+from test_redis_lease import NS, RausParticipant, RedisServer, rds, wait_for  # noqa: F401  (rds is a fixture)
 
 
 @pytest.fixture(scope="module")
@@ -21,14 +21,6 @@ def lib():
     if not path:
         pytest.fail("KATSUBUSHI_LIB must name libkatsubushi.so")
     return kb_ctypes.load(path)
-
-
-@pytest.fixture
-def rds():
-    r = RedisServer()
-    yield r
-    r.proc.send_signal(signal.SIGCONT)
-    r.stop(signal.SIGKILL)
 
 
 def test_static_worker_id_and_decode(lib):

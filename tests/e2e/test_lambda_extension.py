@@ -14,7 +14,7 @@ from pymemcache.client.base import Client as Memcache
 
 from conftest import free_port, ms_of, worker_of
 from fake_lambda import FakeLambda
-from test_redis_lease import NS, RausParticipant, RedisServer, wait_for
+from test_redis_lease import NS, RausParticipant, RedisServer, rds, wait_for  # noqa: F401  (rds is a fixture)
 
 
 @pytest.fixture
@@ -22,15 +22,6 @@ def fake():
     f = FakeLambda()
     yield f
     f.close()
-
-
-@pytest.fixture
-def rds():
-    r = RedisServer()
-    yield r
-    if r.proc.poll() is None:
-        r.proc.send_signal(signal.SIGCONT)
-    r.stop(signal.SIGKILL)
 
 
 class Extension:

@@ -18,7 +18,7 @@ from pymemcache.client.base import Client as Memcache
 
 from conftest import free_port, ms_of, worker_of
 from fake_lambda import FakeLambda
-from test_redis_lease import NS, RedisServer
+from test_redis_lease import NS, rds  # noqa: F401  (rds is a fixture)
 
 ROOT = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir)
 ZIPS = ("katsubushi-extension-layer.zip", "katsubushi-runtime.zip", "katsubushi-c-layer.zip")
@@ -126,13 +126,6 @@ class EmptyRoot:
 
 CHROOT = shutil.which("chroot") or "/usr/sbin/chroot"
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="chroot needs root")
-
-
-@pytest.fixture
-def rds():
-    r = RedisServer()
-    yield r
-    r.stop(signal.SIGKILL)
 
 
 @pytest.fixture

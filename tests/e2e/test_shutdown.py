@@ -18,7 +18,7 @@ import grpc
 import http.client
 import pytest
 from conftest import free_port, wait_listening
-from test_redis_lease import RedisServer
+from test_redis_lease import rds  # noqa: F401  (rds is a fixture)
 
 # With nothing in flight the process must be gone this soon after SIGTERM,
 # whatever clients are connected (the bound). The deadline for
@@ -280,13 +280,6 @@ def test_stop_while_a_state_files_promise_is_waited_out(started, tmp_path):
     assert elapsed < STARTUP_EXIT_S
     # Nothing was issued: the promise stands as it was.
     assert state.read_text() == promise
-
-
-@pytest.fixture
-def rds():
-    r = RedisServer()
-    yield r
-    r.stop(signal.SIGKILL)
 
 
 # The lease keeper does not block on a watermark (the generator refuses until

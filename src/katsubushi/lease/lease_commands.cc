@@ -42,39 +42,29 @@ LeaseReply SetIfAbsent(RedisClient& client, std::string_view ns, uint32_t worker
   return reply.type == RedisReply::Type::kNil ? LeaseReply::kNotOurs : LeaseReply::kOk;
 }
 
-LeaseReply ClaimWatermark(RedisClient& client, std::string_view ns, uint32_t worker_id,
-                          std::string_view uuid, int64_t promise_ms, int64_t* previous,
-                          std::string* error_reply) {
-  RedisReply reply;
-  if (!client.Run({"EVAL", kClaimScript, "2", LockKey(ns, worker_id), WatermarkKey(ns, worker_id),
-                   uuid, std::to_string(promise_ms), WatermarkTtlMillis()},
-                  &reply)) {
-    return LeaseReply::kNoAnswer;
-  }
-  if (reply.is_error() || reply.type != RedisReply::Type::kInteger) {
-    *error_reply = reply.is_error() ? reply.str : "unexpected reply to the watermark claim";
-    return LeaseReply::kNoAnswer;
-  }
-  if (reply.integer < 0) return LeaseReply::kNotOurs;
-  *previous = reply.integer;
-  return LeaseReply::kOk;
-}
-
 bool PublishHolder(RedisClient& client, std::string_view ns, uint32_t worker_id, std::string_view uuid) {
   RedisReply reply;
   return client.Run({"PUBLISH", BroadcastChannel(ns), BroadcastPayload(uuid, worker_id)}, &reply) &&
          !reply.is_error();
 }
 
-LeaseReply Renew(RedisClient& client, std::string_view ns, uint32_t worker_id,
-                 std::string_view uuid, std::chrono::milliseconds expiry, int64_t promise_ms,
-                 std::string* error_reply) {
+LeaseReply Confirm(RedisClient& client, std::string_view ns, uint32_t worker_id,
+                   std::string_view uuid, std::chrono::milliseconds expiry, int64_t promise_ms,
+                   int64_t* previous, std::string* error_reply) {
   RedisReply reply;
-  const bool answered = client.Run(
-      {"EVAL", kRenewScript, "2", LockKey(ns, worker_id), WatermarkKey(ns, worker_id), uuid,
-       std::to_string(expiry.count()), std::to_string(promise_ms), WatermarkTtlMillis()},
-      &reply);
-  return ScriptReply(answered, reply, error_reply);
+  if (!client.Run({"EVAL", kConfirmScript, "2", LockKey(ns, worker_id), WatermarkKey(ns, worker_id),
+                   uuid, std::to_string(expiry.count()), std::to_string(promise_ms),
+                   WatermarkTtlMillis()},
+                  &reply)) {
+    return LeaseReply::kNoAnswer;
+  }
+  if (reply.is_error() || reply.type != RedisReply::Type::kInteger) {
+    *error_reply = reply.is_error() ? reply.str : "unexpected reply to the lease confirmation";
+    return LeaseReply::kNoAnswer;
+  }
+  if (reply.integer < 0) return LeaseReply::kNotOurs;
+  if (previous != nullptr) *previous = reply.integer;
+  return LeaseReply::kOk;
 }
 
 LeaseReply Release(RedisClient& client, std::string_view ns, uint32_t worker_id,

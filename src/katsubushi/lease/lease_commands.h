@@ -24,20 +24,17 @@ LeaseReply SetIfAbsent(RedisClient& client, std::string_view ns, uint32_t worker
                        std::string_view uuid, std::chrono::milliseconds expiry,
                        std::string* error_reply);
 
-// Right after SET NX: records `promise_ms` (see kClaimScript) and sets
-// *previous to the watermark before it, which the new holder must wait out.
-LeaseReply ClaimWatermark(RedisClient& client, std::string_view ns, uint32_t worker_id,
-                          std::string_view uuid, int64_t promise_ms, int64_t* previous,
-                          std::string* error_reply);
-
 // PUBLISH <ns>:broadcast <uuid>:<id>, as every raus holder does each second.
 bool PublishHolder(RedisClient& client, std::string_view ns, uint32_t worker_id, std::string_view uuid);
 
-// Compare-and-set renewal raising the watermark to `promise_ms`, the promise
-// of the renewed lease. Only after kOk may the generator issue up to it.
-LeaseReply Renew(RedisClient& client, std::string_view ns, uint32_t worker_id,
-                 std::string_view uuid, std::chrono::milliseconds expiry, int64_t promise_ms,
-                 std::string* error_reply);
+// Confirms the lease by compare-and-set (see kConfirmScript): extends the key
+// to `expiry` and raises the watermark to `promise_ms`, the promise of the
+// confirmed lease; only after kOk may the generator issue up to it. Right
+// after SET NX it is the acquisition's first promise, and *previous (when
+// not null) is the watermark before it, which a new holder must wait out.
+LeaseReply Confirm(RedisClient& client, std::string_view ns, uint32_t worker_id,
+                   std::string_view uuid, std::chrono::milliseconds expiry, int64_t promise_ms,
+                   int64_t* previous, std::string* error_reply);
 
 // How a release records the watermark (see kReleaseScript).
 enum class FinalWatermark {

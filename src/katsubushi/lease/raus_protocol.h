@@ -80,28 +80,14 @@ std::chrono::milliseconds RenewIntervalFor(std::chrono::milliseconds lease_expir
 // clock passes the watermark never re-issues its IDs, whatever the two clocks
 // say. Only a clean release lowers it, to the exact last ms issued.
 
-// After SET NX: raises the watermark to our first promise and returns the
-// previous value (what the previous holders may have issued up to; 0 when
-// none), or -1 when the lock key is not ours.
-// KEYS[1] lock key, KEYS[2] watermark key; ARGV[1] our uuid, ARGV[2] promise
-// (Unix ms), ARGV[3] watermark ttl ms.
-inline constexpr std::string_view kClaimScript = R"lua(
+// Confirmation, at acquisition (right after SET NX) and at every renewal:
+// when the lock key is ours, extends it and raises the watermark to the
+// promise of the confirmed lease, returning the watermark before it (what
+// the previous holders may have issued up to; 0 when none); -1 when the key
+// is not ours. KEYS[1] lock key, KEYS[2] watermark key; ARGV[1] our uuid,
+// ARGV[2] expiry ms, ARGV[3] promise (Unix ms), ARGV[4] watermark ttl ms.
+inline constexpr std::string_view kConfirmScript = R"lua(
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
-local w = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
-if tonumber(ARGV[2]) > w then
-  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-else
-  redis.call('PEXPIRE', KEYS[2], ARGV[3])
-end
-return w
-)lua";
-
-// Renewal: extends the lock key when it is ours and raises the watermark to
-// the promise of the renewed lease. KEYS as above; ARGV[1] our uuid, ARGV[2]
-// expiry ms, ARGV[3] promise (Unix ms), ARGV[4] watermark ttl ms.
-// Returns 1 when the key was ours (and is now extended), 0 when it was not.
-inline constexpr std::string_view kRenewScript = R"lua(
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 local w = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
 if tonumber(ARGV[3]) > w then
@@ -109,7 +95,7 @@ if tonumber(ARGV[3]) > w then
 else
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
 end
-return 1
+return w
 )lua";
 
 // Release: deletes the lock key when it is ours, recording the final
@@ -117,7 +103,8 @@ return 1
 // "raise", ARGV[3] Unix ms, ARGV[4] watermark ttl ms. "exact" replaces our
 // own promises with the exact last ms issued (only a holder that knows the
 // previous holders' watermark may, since it must not go below it); "raise"
-// only raises it. Returns 1 or 0 as above.
+// only raises it. Returns 1 when the key was ours (and is now deleted), 0
+// when it was not.
 inline constexpr std::string_view kReleaseScript = R"lua(
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 local w = tonumber(redis.call('GET', KEYS[2]) or '0') or 0

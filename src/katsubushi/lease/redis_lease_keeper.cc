@@ -173,8 +173,8 @@ bool RedisLeaseKeeper::Acquire() {
     held_ = true;
     const int64_t valid_until = LeaseValidUntilMicros(sent_micros, options_.lease_expiry);
     int64_t previous = 0;
-    switch (ClaimWatermark(client_, options_.url.ns, id, uuid_, LastMillisBefore(valid_until),
-                           &previous, &error_reply)) {
+    switch (Confirm(client_, options_.url.ns, id, uuid_, options_.lease_expiry,
+                    LastMillisBefore(valid_until), &previous, &error_reply)) {
       case LeaseReply::kOk:
         break;
       case LeaseReply::kNotOurs:  // expired between the two commands
@@ -221,8 +221,8 @@ RedisLeaseKeeper::Renewal RedisLeaseKeeper::Renew() {
   const int64_t sent_micros = clock_.NowUnixMicros();
   std::string error_reply;
   const int64_t valid_until = LeaseValidUntilMicros(sent_micros, options_.lease_expiry);
-  switch (lease::Renew(client_, options_.url.ns, worker_id_, uuid_, options_.lease_expiry,
-                       LastMillisBefore(valid_until), &error_reply)) {
+  switch (Confirm(client_, options_.url.ns, worker_id_, uuid_, options_.lease_expiry,
+                  LastMillisBefore(valid_until), nullptr, &error_reply)) {
     case LeaseReply::kOk:
       // Redis records the promise first; only then may the generator use it.
       valid_until_micros_ = valid_until;

@@ -134,8 +134,8 @@ Status SyncRedisLease::RenewLocked(GeneratorCore& generator) {
   const int64_t sent = clock_.NowUnixMicros();
   const int64_t deadline = DeadlineAfter(sent);
   std::string error_reply;
-  const LeaseReply reply = Renew(client_, options_.url.ns, worker_id_, uuid_, options_.ttl,
-                                 LastMillisBefore(deadline), &error_reply);
+  const LeaseReply reply = Confirm(client_, options_.url.ns, worker_id_, uuid_, options_.ttl,
+                                   LastMillisBefore(deadline), nullptr, &error_reply);
   if (reply == LeaseReply::kOk) {
     PublishHolder(client_, options_.url.ns, worker_id_, uuid_);  // best effort, for Go discovery
     confirmed_at_micros_ = sent;
@@ -201,8 +201,8 @@ Status SyncRedisLease::AcquireLocked(GeneratorCore& generator) {
     // issued under it, and learn what the previous holders promised.
     const int64_t deadline = DeadlineAfter(sent);
     int64_t previous = 0;
-    const LeaseReply claim = ClaimWatermark(client_, options_.url.ns, id, uuid_,
-                                            LastMillisBefore(deadline), &previous, &error_reply);
+    const LeaseReply claim = Confirm(client_, options_.url.ns, id, uuid_, options_.ttl,
+                                     LastMillisBefore(deadline), &previous, &error_reply);
     if (claim == LeaseReply::kNotOurs) continue;  // expired between the two commands
     if (claim == LeaseReply::kNoAnswer) {
       std::string ignored;

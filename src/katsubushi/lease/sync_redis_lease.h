@@ -7,7 +7,7 @@
 //     the last confirmation), so the ID that crosses it renews synchronously
 //     (one compare-and-set round trip) before it is issued; each confirmation
 //     records that deadline as the id's watermark (a promise, see
-//     kClaimScript) before the generator may issue up to it;
+//     kConfirmScript) before the generator may issue up to it;
 //   * Revalidate() confirms the lease the same way (one round trip): call it
 //     at the start of each invocation; the generator also asks after an idle
 //     gap (revalidate_after_idle), so a thawed process re-validates first;

@@ -22,7 +22,9 @@ export LD_LIBRARY_PATH=$prefix/lib
 "$work/build/consumer_embedded"
 "$work/build/consumer_client"
 "$work/build/consumer_c"
-ldd "$work/build/consumer_shared" | grep -q "$prefix/lib/libkatsubushi_core.so"
+# Not `| grep -q`: under pipefail, grep leaving at the first match can make
+# ldd die of SIGPIPE and the pipeline fail (an ASan build lists more lines).
+ldd "$work/build/consumer_shared" | grep -F "$prefix/lib/libkatsubushi_core.so" >/dev/null
 
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 cc $flags -o "$work/pkgconfig_c" "$here/consumer_c.c" $(pkg-config --cflags --libs katsubushi)

@@ -140,6 +140,7 @@ int RunServer(const Config& config) {
   grpc_api::CoreBackend grpc_backend(*generator, stats, kVersion);
   grpc_api::GrpcOptions grpc_options;
   grpc_options.port = static_cast<uint16_t>(config.grpc_port);
+  grpc_options.threads = server_options.threads;
   std::unique_ptr<grpc_api::GrpcFront> grpc_server;
   if (config.grpc_port != 0) {
     std::string error;

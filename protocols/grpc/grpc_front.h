@@ -11,6 +11,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -24,9 +25,13 @@ namespace katsubushi::grpc_api {
 struct GrpcOptions {
   // How often the health service re-reads Backend::Health().
   static constexpr std::chrono::milliseconds kHealthPollInterval{500};
+  // The largest request message accepted (RESOURCE_EXHAUSTED beyond): ours
+  // are a few bytes, reflection's a symbol or file name.
+  static constexpr int kMaxRequestBytes = 64 * 1024;
 
-  std::string address = "[::]";  // gRPC listens on IPv4 and IPv6 with [::]
-  uint16_t port = 0;              // 0: an ephemeral port (see port())
+  std::string address;  // empty: every IPv4 and IPv6 address; else a literal
+  uint16_t port = 0;     // 0: an ephemeral port (see port())
+  size_t threads = 0;    // threads serving calls, each with its queue; 0: one per core
 };
 
 // The gRPC front stops like every other (net::Front); only the port is its own.

@@ -2,10 +2,10 @@
 // stats.h (see backend.h).
 #include "grpc/grpc_server.h"
 
+#include <absl/synchronization/mutex.h>
 #include <grpc/grpc.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
-#include <grpcpp/health_check_service_interface.h>
 
 #include <algorithm>
 #include <atomic>
@@ -15,8 +15,10 @@
 #include <thread>
 #include <vector>
 
+#include "grpc/call_queue.h"
+#include "grpc/channel_acceptor.h"
+#include "grpc/health_service.h"
 #include "katsubushi.grpc.pb.h"
-#include "katsubushi/limits.h"
 
 namespace katsubushi::grpc_api {
 namespace {
@@ -26,126 +28,17 @@ namespace {
 // idle channels are closed.
 constexpr std::chrono::milliseconds kDrainPollInterval{2};
 
-// The unary calls in flight, so the stop knows when only idle channels and
-// streams that never end (health Watch, reflection) are left. Sequentially
-// consistent: the stopping thread reads it to decide whether cancelling
-// everything can cut off a call; one atomic add per call is nothing next to
-// gRPC's own cost.
-using CallCounter = std::atomic<int>;
-
-// A unary call's reactor that counts the call as in flight until gRPC is
-// done with it (its status sent), not merely until the handler returns.
-class CountedReactor final : public grpc::ServerUnaryReactor {
- public:
-  explicit CountedReactor(CallCounter& counter) : counter_(counter) { ++counter_; }
-  void OnDone() override {
-    --counter_;
-    delete this;
-  }
-
- private:
-  CallCounter& counter_;
-};
-
-grpc::Status ToGrpc(const katsubushi::Status& s) {
-  const std::string message(s.message());
-  if (s.code() == StatusCode::kInvalidArgument) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, message);
-  }
-  // Every other failure to issue is temporary (the clock, the lease).
-  return grpc::Status(grpc::StatusCode::UNAVAILABLE, message);
-}
-
-class GeneratorService final : public katsubushi::Generator::CallbackService {
- public:
-  GeneratorService(Backend& backend, CallCounter& calls) : backend_(backend), calls_(calls) {}
-
-  grpc::ServerUnaryReactor* Fetch(grpc::CallbackServerContext*, const FetchRequest*,
-                                  FetchResponse* response) override {
-    grpc::ServerUnaryReactor* reactor = new CountedReactor(calls_);
-    const Result<uint64_t> id = backend_.NextId();
-    if (!id.ok()) {
-      reactor->Finish(ToGrpc(id.status()));
-      return reactor;
-    }
-    response->set_id(*id);
-    reactor->Finish(grpc::Status::OK);
-    return reactor;
-  }
-
-  grpc::ServerUnaryReactor* FetchMulti(grpc::CallbackServerContext*,
-                                       const FetchMultiRequest* request,
-                                       FetchMultiResponse* response) override {
-    grpc::ServerUnaryReactor* reactor = new CountedReactor(calls_);
-    const uint32_t n = request->n() == 0 ? 1 : request->n();
-    if (n > kMaxIdsPerRequest) {
-      reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                   "too many IDs requested: " + std::to_string(n) +
-                                       ", n should be smaller than " + std::to_string(kMaxIdsPerRequest)));
-      return reactor;
-    }
-    auto* ids = response->mutable_ids();
-    ids->Resize(static_cast<int>(n), 0);
-    if (const katsubushi::Status s = backend_.NextIds(std::span<uint64_t>(ids->mutable_data(), n)); !s.ok()) {
-      response->clear_ids();
-      reactor->Finish(ToGrpc(s));
-      return reactor;
-    }
-    reactor->Finish(grpc::Status::OK);
-    return reactor;
-  }
-
- private:
-  Backend& backend_;
-  CallCounter& calls_;
-};
-
-class StatsService final : public katsubushi::Stats::CallbackService {
- public:
-  StatsService(Backend& backend, CallCounter& calls) : backend_(backend), calls_(calls) {}
-
-  grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext*, const StatsRequest*,
-                                StatsResponse* response) override {
-    const StatsFields s = backend_.GetStats();
-    response->set_pid(static_cast<int32_t>(s.pid));
-    response->set_uptime(s.uptime);
-    response->set_time(s.time);
-    response->set_version(s.version);
-    response->set_curr_connections(s.curr_connections);
-    response->set_total_connections(s.total_connections);
-    response->set_cmd_get(s.cmd_get);
-    response->set_get_hits(s.get_hits);
-    response->set_get_misses(s.get_misses);
-    grpc::ServerUnaryReactor* reactor = new CountedReactor(calls_);
-    reactor->Finish(grpc::Status::OK);
-    return reactor;
-  }
-
- private:
-  Backend& backend_;
-  CallCounter& calls_;
-};
-
 }  // namespace
 
 struct GrpcServer::Impl {
   Impl(Backend& b, GrpcOptions o)
-      : backend(b), options(std::move(o)), generator(b, calls), stats(b, calls) {}
+      : backend(b), options(std::move(o)), health(katsubushi::Generator::service_full_name()) {}
 
   // Keeps grpc.health.v1 in step with Backend::Health().
   void PollHealth() {
     std::unique_lock lock(mutex);
-    bool last = false;
-    bool first = true;
     while (!stopping) {
-      const bool serving = backend.Health().ok();
-      if (first || serving != last) {
-        grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
-        health->SetServingStatus(serving);  // every service, and the empty name
-        health->SetServingStatus(katsubushi::Generator::service_full_name(), serving);
-        last = serving;
-        first = false;
-      }
+      health.SetServing(backend.Health().ok());
       wake.wait_for(lock, GrpcOptions::kHealthPollInterval, [this] { return stopping; });
     }
   }
@@ -153,8 +46,11 @@ struct GrpcServer::Impl {
   Backend& backend;
   const GrpcOptions options;
   CallCounter calls{0};
-  GeneratorService generator;
-  StatsService stats;
+  AsyncServices services;
+  HealthService health;
+  ChannelAcceptor acceptor;
+  // Before `server`, so destroyed after it, as gRPC requires.
+  std::vector<std::unique_ptr<CallQueue>> queues;
   std::unique_ptr<grpc::Server> server;
   std::thread health_thread;
   std::thread shutdown_thread;  // runs grpc::Server::Shutdown, which blocks
@@ -175,22 +71,37 @@ GrpcServer::~GrpcServer() { Drain(std::chrono::steady_clock::now()); }
 std::error_code GrpcServer::Start() {
   Impl& im = *impl_;
   if (im.started) return std::make_error_code(std::errc::operation_in_progress);
-  // Both are process-wide switches that must be set before the builder runs.
-  grpc::EnableDefaultHealthCheckService(true);
+  if (std::error_code ec = im.acceptor.Listen(im.options.address, im.options.port)) return ec;
+  // Process-wide switches that must be set before the builder runs. The
+  // health service is ours (health_service.h says why).
+  grpc::EnableDefaultHealthCheckService(false);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  // Debian's Abseil checks every gRPC mutex acquisition for lock-order
+  // cycles (a debugging aid, off when Abseil is built with NDEBUG): 3-10% of the
+  // CPU per call. Process-wide; gRPC is the only user of Abseil here.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   grpc::ServerBuilder builder;
-  int selected_port = 0;
-  builder.AddListeningPort(im.options.address + ":" + std::to_string(im.options.port),
-                           grpc::InsecureServerCredentials(), &selected_port);
-  builder.RegisterService(&im.generator);
-  builder.RegisterService(&im.stats);
+  // Every request here is a few bytes; gRPC's default would buffer 4 MiB.
+  builder.SetMaxReceiveMessageSize(GrpcOptions::kMaxRequestBytes);
+  builder.RegisterService(&im.services.generator);
+  builder.RegisterService(&im.services.stats);
+  builder.RegisterService(&im.health);
+  const size_t threads = im.options.threads > 0
+                             ? im.options.threads
+                             : std::max<size_t>(1, std::thread::hardware_concurrency());
+  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues;
+  for (size_t i = 0; i < threads; ++i) queues.push_back(builder.AddCompletionQueue());
   im.server = builder.BuildAndStart();
-  if (!im.server || selected_port == 0) {
-    im.server.reset();
-    return std::make_error_code(std::errc::address_in_use);
+  if (!im.server) return std::make_error_code(std::errc::not_enough_memory);
+  for (auto& queue : queues) {
+    im.queues.push_back(
+        std::make_unique<CallQueue>(im.services, im.backend, im.calls, std::move(queue)));
+    im.queues.back()->Start();
   }
-  bound_port_ = static_cast<uint16_t>(selected_port);
+  im.acceptor.Start(*im.server);
+  bound_port_ = im.acceptor.port();
   im.stopping = false;
+  im.health.SetServing(im.backend.Health().ok());
   im.health_thread = std::thread([&im] { im.PollHealth(); });
   im.started = true;
   return {};
@@ -205,8 +116,11 @@ void GrpcServer::StopAccepting() {
   }
   im.wake.notify_all();
   im.health_thread.join();
-  // Clients polling health see NOT_SERVING while in-flight calls drain.
-  im.server->GetHealthCheckService()->SetServingStatus(false);
+  // Health Watch streams get NOT_SERVING and end; Check answers NOT_SERVING
+  // while in-flight calls drain.
+  im.health.Shutdown();
+  // No new connection from here on, so the shutdown below sees them all.
+  im.acceptor.Stop();
   // No deadline here: Drain() decides when to cut off what is left.
   im.shutdown_thread = std::thread([&im] {
     im.server->Shutdown();
@@ -226,9 +140,9 @@ bool GrpcServer::Drain(net::Deadline deadline) {
   im.started = false;
   // While unary calls are in flight, wait for them (up to the deadline).
   // When none is, end every call and channel left: idle channels and
-  // never-ending streams (health Watch). Repeated, because a channel that
-  // connected just before the listener closed may come after the first sweep;
-  // cancelling when nothing is in flight cuts off nothing that was asked.
+  // reflection streams. Repeated, because a channel that connected just
+  // before the listener closed may come after the first sweep; cancelling
+  // when nothing is in flight cuts off nothing that was asked.
   bool clean = true;
   while (!im.shut_down.load(std::memory_order_acquire)) {
     const auto now = std::chrono::steady_clock::now();
@@ -242,8 +156,11 @@ bool GrpcServer::Drain(net::Deadline deadline) {
         std::min<std::chrono::steady_clock::duration>(kDrainPollInterval, deadline - now));
   }
   im.shutdown_thread.join();
+  // gRPC's order: the server's shutdown, then its queues', then the server.
+  for (auto& queue : im.queues) queue->Shutdown();
   im.server->Wait();
   im.server.reset();
+  im.queues.clear();
   return clean;
 }
 

@@ -85,7 +85,7 @@ def stubs(tmp_path_factory):
     """Generates Python stubs for katsubushi.proto, health and reflection."""
     out = tmp_path_factory.mktemp("stubs")
     for include, proto in [(os.path.join(ROOT, "proto"), "katsubushi.proto"),
-                           (os.path.join(HERE, "protos"), "health.proto"),
+                           (os.path.join(ROOT, "proto"), "health.proto"),
                            (os.path.join(HERE, "protos"), "reflection.proto")]:
         subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{include}", f"--python_out={out}",
                         f"--grpc_python_out={out}", proto], check=True, timeout=60)

@@ -1,5 +1,7 @@
 #include "grpc_test_backend.h"
 
+#include <atomic>
+
 #include "grpc/core_backend.h"
 #include "katsubushi/clock.h"
 
@@ -11,7 +13,10 @@ class CoreTestBackend final : public TestBackend {
   explicit CoreTestBackend(uint32_t worker_id)
       : clock_(SystemClock::Instance().NowUnixMicros()),
         generator_(std::move(GeneratorCore::Create(clock_, Options(worker_id))).value()),
-        backend_(*generator_, stats_, "4.5.6") {
+        backend_(*generator_, stats_, "4.5.6", [this]() -> Status {
+          if (healthy_.load()) return Status::Ok();
+          return Status(StatusCode::kUnavailable, "lease lost (test)");
+        }) {
     clock_.set_auto_advance(true);
   }
   Backend& backend() override { return backend_; }
@@ -20,6 +25,7 @@ class CoreTestBackend final : public TestBackend {
     clock_.Advance(-int64_t{seconds} * 1'000'000);
   }
   void RestoreClock() override { clock_.Set(saved_ + 1000); }
+  void SetHealthy(bool healthy) override { healthy_.store(healthy); }
   uint32_t worker_id() const override { return generator_->worker_id(); }
 
  private:
@@ -28,6 +34,7 @@ class CoreTestBackend final : public TestBackend {
     o.worker_id = worker_id;
     return o;
   }
+  std::atomic<bool> healthy_{true};
   ManualClock clock_;
   Stats stats_;
   std::unique_ptr<GeneratorCore> generator_;

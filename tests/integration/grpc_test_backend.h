@@ -17,6 +17,8 @@ class TestBackend {
   virtual Backend& backend() = 0;
   virtual void StepClockBackSeconds(int seconds) = 0;
   virtual void RestoreClock() = 0;
+  // What Backend::Health() reports (as the Redis lease would).
+  virtual void SetHealthy(bool healthy) = 0;
   virtual uint32_t worker_id() const = 0;
 };
 

@@ -19,7 +19,7 @@ import statistics
 import subprocess
 import sys
 
-from benchlib import free_port, wait_port
+from benchlib import free_port, go_katsubushi, wait_port
 
 
 PIN = True
@@ -50,10 +50,7 @@ def main():
     parser.add_argument("--build", default=os.path.join(root, "build"))
     parser.add_argument("--seconds", type=float, default=3)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are shown")
-    parser.add_argument("--go", default=next(
-        (p for p in (os.path.join(root, "..", "shared", "peer", "katsubushi"),
-                     os.path.join(root, "..", "..", "shared", "peer", "katsubushi"))
-         if os.access(p, os.X_OK)), ""))
+    parser.add_argument("--go", default=go_katsubushi())
     parser.add_argument("--no-pin", action="store_true",
                         help="no taskset (on a busy shared machine, pinning both sides to one CPU each "
                              "makes one-thread round trips wait for the scheduler)")

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 
-from benchlib import free_port, wait_port
+from benchlib import cpu_seconds, free_port, wait_port
 
 SHAPES = [
     # name, loadgen args, what the issue asks of the ratio
@@ -42,13 +42,6 @@ SHAPES = [
 KEY = "id"
 STORED_VALUE = b"1234567890123456789"  # as long as a current ID
 IDLE_CONNECTIONS = 5000
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
 
 
 def rss_kib(pid):

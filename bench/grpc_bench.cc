@@ -1,9 +1,16 @@
 // katsubushi-grpc-bench: unary Fetch (or FetchMulti) load with a fixed number
 // of calls in flight, through grpc++'s callback client API.
 //
-//   katsubushi-grpc-bench --target=127.0.0.1:50051 --concurrency=50 --duration=5 [--n=0]
+//   katsubushi-grpc-bench --target=127.0.0.1:50051 --concurrency=50 --duration=5 [--n=0] [--channels=1]
 //
-// Prints one line of JSON: calls/s, IDs/s, p50/p99/p999 latency in microseconds.
+// --channels=N opens N channels, each on its own TCP connection, and spreads
+// the calls in flight over them round-robin (50 channels x 1 call is the
+// "50 connections x 1 stream" shape of bench/compare_grpc.py).
+//
+// Prints one line of JSON: calls/s, IDs/s, p50/p99/p999 latency in
+// microseconds over the measured period, and all_calls, every call that
+// completed including warm-up (what server CPU read around the whole run is
+// divided by).
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
@@ -12,6 +19,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -25,6 +33,7 @@ using Clock = std::chrono::steady_clock;
 struct Options {
   std::string target = "127.0.0.1:50051";
   int concurrency = 50;
+  int channels = 1;
   double duration_s = 5;
   double warmup_s = 1;
   uint32_t n = 0;  // 0: Fetch; otherwise FetchMulti{n}
@@ -32,12 +41,14 @@ struct Options {
 
 class Load {
  public:
-  Load(const Options& o, katsubushi::Generator::Stub& stub)
-      : options_(o), stub_(stub), measure_from_(Clock::now() + Seconds(o.warmup_s)),
+  Load(const Options& o, std::vector<std::unique_ptr<katsubushi::Generator::Stub>>& stubs)
+      : options_(o), stubs_(stubs), measure_from_(Clock::now() + Seconds(o.warmup_s)),
         stop_at_(measure_from_ + Seconds(o.duration_s)) {}
 
   void Run() {
-    for (int i = 0; i < options_.concurrency; ++i) Start();
+    // Call slot i always goes through channel i % channels, so every channel
+    // keeps the same share of the calls in flight.
+    for (int i = 0; i < options_.concurrency; ++i) Start(*stubs_[static_cast<size_t>(i) % stubs_.size()]);
     std::unique_lock lock(mutex_);
     done_.wait(lock, [this] { return in_flight_ == 0; });
   }
@@ -51,10 +62,11 @@ class Load {
     };
     const double calls = static_cast<double>(latencies_ns_.size());
     std::printf("{\"concurrency\":%d,\"n\":%u,\"seconds\":%.3f,\"calls\":%.0f,\"calls_per_second\":%.0f,"
-                "\"ids_per_second\":%.0f,\"errors\":%llu,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f}\n",
+                "\"ids_per_second\":%.0f,\"errors\":%llu,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
+                "\"channels\":%d,\"all_calls\":%llu}\n",
                 options_.concurrency, options_.n, options_.duration_s, calls, calls / options_.duration_s,
                 static_cast<double>(ids_) / options_.duration_s, static_cast<unsigned long long>(errors_),
-                pct(50), pct(99), pct(99.9));
+                pct(50), pct(99), pct(99.9), options_.channels, static_cast<unsigned long long>(all_calls_));
   }
 
  private:
@@ -68,22 +80,24 @@ class Load {
     katsubushi::FetchResponse response;
     katsubushi::FetchMultiRequest multi_request;
     katsubushi::FetchMultiResponse multi_response;
+    katsubushi::Generator::Stub* stub;
     Clock::time_point started;
   };
 
-  void Start() {
+  void Start(katsubushi::Generator::Stub& stub) {
     {
       std::lock_guard lock(mutex_);
       ++in_flight_;
     }
     auto* call = new Call;
+    call->stub = &stub;
     call->started = Clock::now();
     auto done = [this, call](grpc::Status status) { Finish(call, status); };
     if (options_.n == 0) {
-      stub_.async()->Fetch(&call->context, &call->request, &call->response, done);
+      stub.async()->Fetch(&call->context, &call->request, &call->response, done);
     } else {
       call->multi_request.set_n(options_.n);
-      stub_.async()->FetchMulti(&call->context, &call->multi_request, &call->multi_response, done);
+      stub.async()->FetchMulti(&call->context, &call->multi_request, &call->multi_response, done);
     }
   }
 
@@ -92,6 +106,7 @@ class Load {
     bool again;
     {
       std::lock_guard lock(mutex_);
+      ++all_calls_;
       if (now >= measure_from_ && now < stop_at_) {
         latencies_ns_.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(now - call->started).count());
         if (!status.ok()) ++errors_;
@@ -100,9 +115,10 @@ class Load {
       again = now < stop_at_;
       --in_flight_;
     }
+    katsubushi::Generator::Stub& stub = *call->stub;
     delete call;
     if (again) {
-      Start();
+      Start(stub);
     } else {
       std::lock_guard lock(mutex_);
       if (in_flight_ == 0) done_.notify_all();
@@ -110,7 +126,7 @@ class Load {
   }
 
   const Options& options_;
-  katsubushi::Generator::Stub& stub_;
+  std::vector<std::unique_ptr<katsubushi::Generator::Stub>>& stubs_;
   const Clock::time_point measure_from_;
   const Clock::time_point stop_at_;
   std::mutex mutex_;
@@ -119,7 +135,22 @@ class Load {
   std::vector<int64_t> latencies_ns_;
   uint64_t ids_ = 0;
   uint64_t errors_ = 0;
+  uint64_t all_calls_ = 0;
 };
+
+// Channels with equal arguments share one subchannel, hence one TCP
+// connection, through gRPC's global subchannel pool; a local pool per channel
+// gives each its own connection.
+std::vector<std::unique_ptr<katsubushi::Generator::Stub>> Stubs(const Options& o) {
+  std::vector<std::unique_ptr<katsubushi::Generator::Stub>> stubs;
+  for (int i = 0; i < o.channels; ++i) {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    stubs.push_back(katsubushi::Generator::NewStub(
+        grpc::CreateCustomChannel(o.target, grpc::InsecureChannelCredentials(), args)));
+  }
+  return stubs;
+}
 
 }  // namespace
 
@@ -133,14 +164,19 @@ int main(int argc, char** argv) {
     else if (name == "--concurrency") o.concurrency = std::atoi(value.c_str());
     else if (name == "--duration") o.duration_s = std::atof(value.c_str());
     else if (name == "--warmup") o.warmup_s = std::atof(value.c_str());
+    else if (name == "--channels") o.channels = std::atoi(value.c_str());
     else if (name == "--n") o.n = static_cast<uint32_t>(std::atoi(value.c_str()));
     else {
       std::fprintf(stderr, "unknown option %s\n", a.c_str());
       return 2;
     }
   }
-  auto stub = katsubushi::Generator::NewStub(grpc::CreateChannel(o.target, grpc::InsecureChannelCredentials()));
-  Load load(o, *stub);
+  if (o.concurrency < 1 || o.channels < 1 || o.channels > o.concurrency) {
+    std::fprintf(stderr, "need 1 <= --channels <= --concurrency\n");
+    return 2;
+  }
+  auto stubs = Stubs(o);
+  Load load(o, stubs);
   load.Run();
   load.Report();
   return 0;

@@ -9,7 +9,9 @@
 // cost about 1.5 times the CPU per call.
 //
 // Each queue keeps kPendingCallsPerMethod calls of each method waiting for a
-// request, so that concurrent streams do not queue behind one. The thread
+// request, so that the requests of one read find a call each instead of
+// waiting in gRPC's own queue of unmatched requests (64 rather than 32: +4%
+// calls/s with 50 streams on one connection). The thread
 // takes the completions that are waiting in batches and writes their replies
 // through a ReplyCoalescer (reply_coalescer.h says why).
 //
@@ -39,7 +41,7 @@ struct AsyncServices {
 
 class CallQueue {
  public:
-  static constexpr int kPendingCallsPerMethod = 32;
+  static constexpr int kPendingCallsPerMethod = 64;
 
   CallQueue(AsyncServices& services, Backend& backend, CallCounter& calls,
             std::unique_ptr<grpc::ServerCompletionQueue> queue);

@@ -37,11 +37,12 @@ class ReplyCoalescer {
  public:
   // Completions one batch takes from the queue before it flushes and looks
   // again (each call has two: its request and its reply written).
-  static constexpr int kMaxCompletionsPerBatch = 64;
+  static constexpr int kMaxCompletionsPerBatch = 128;
   // Replies held on one socket before they are sent anyway: sending some
-  // early lets the client work on them while the batch goes on (12–16
-  // measured best with 50 calls in flight on one connection).
-  static constexpr int kRepliesPerFlush = 12;
+  // early lets the client work on them while the batch goes on. With 50
+  // calls in flight on one connection (h2load, one core), calls/s for 12,
+  // 16, 24, 32, 48: 110k, 109k, 114k, 112k, 86k.
+  static constexpr int kRepliesPerFlush = 24;
 
   ReplyCoalescer() = default;
   ReplyCoalescer(const ReplyCoalescer&) = delete;

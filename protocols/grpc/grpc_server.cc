@@ -138,11 +138,12 @@ bool GrpcServer::Drain(net::Deadline deadline) {
   if (!im.started) return true;
   StopAccepting();
   im.started = false;
-  // While unary calls are in flight, wait for them (up to the deadline).
-  // When none is, end every call and channel left: idle channels and
-  // reflection streams. Repeated, because a channel that connected just
-  // before the listener closed may come after the first sweep; cancelling
-  // when nothing is in flight cuts off nothing that was asked.
+  // While unary calls are in flight, or health Watch streams are sending
+  // their last NOT_SERVING, wait for them (up to the deadline). When none
+  // is, end every call and channel left: idle channels and reflection
+  // streams. Repeated, because a channel that connected just before the
+  // listener closed may come after the first sweep; cancelling when nothing
+  // is in flight cuts off nothing that was asked.
   bool clean = true;
   while (!im.shut_down.load(std::memory_order_acquire)) {
     const auto now = std::chrono::steady_clock::now();
@@ -151,7 +152,9 @@ bool GrpcServer::Drain(net::Deadline deadline) {
       grpc_server_cancel_all_calls(im.server->c_server());
       break;
     }
-    if (im.calls.load() == 0) grpc_server_cancel_all_calls(im.server->c_server());
+    if (im.calls.load() == 0 && im.health.open_watches() == 0) {
+      grpc_server_cancel_all_calls(im.server->c_server());
+    }
     std::this_thread::sleep_for(
         std::min<std::chrono::steady_clock::duration>(kDrainPollInterval, deadline - now));
   }

@@ -28,6 +28,11 @@ void HealthService::Shutdown() {
   changed_.notify_all();
 }
 
+int HealthService::open_watches() {
+  std::lock_guard lock(mutex_);
+  return watches_;
+}
+
 HealthService::ServingStatus HealthService::StatusOf(const std::string& service) const {
   if (!service.empty() && service != generator_service_) return HealthCheckResponse::SERVICE_UNKNOWN;
   return serving_ ? HealthCheckResponse::SERVING : HealthCheckResponse::NOT_SERVING;

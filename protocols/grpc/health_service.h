@@ -36,8 +36,11 @@ class HealthService final : public grpc::health::v1::Health::Service {
   explicit HealthService(std::string generator_service);
 
   void SetServing(bool serving);
-  // NOT_SERVING from now on, and every Watch ends.
+  // NOT_SERVING from now on, and every Watch ends, once it has sent that.
   void Shutdown();
+  // The Watch streams still open (after Shutdown(): those still sending
+  // their last update).
+  int open_watches();
 
   grpc::Status Check(grpc::ServerContext* context,
                      const grpc::health::v1::HealthCheckRequest* request,

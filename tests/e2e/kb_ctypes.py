@@ -6,28 +6,22 @@ killed or its duration ends.
 """
 
 import ctypes
+import os
 import select
 import sys
 import time
 
-KB_OK, KB_INVALID_ARGUMENT, KB_UNAVAILABLE, KB_OUT_OF_RANGE, KB_FORKED, KB_CLOSED = 0, 1, 2, 3, 4, 5
+# The shipped binding (python/katsubushi.py) defines the C structs and status
+# codes once; this raw wrapper returns statuses instead of raising, so tests
+# can assert them, and shares the layouts so that they are tested too.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir,
+                                "python"))
+import katsubushi  # noqa: E402
 
-
-class KbConfig(ctypes.Structure):
-    _fields_ = [
-        ("struct_size", ctypes.c_size_t),
-        ("worker_id", ctypes.c_uint32),
-        ("redis_url", ctypes.c_char_p),
-        ("min_worker_id", ctypes.c_uint32),
-        ("max_worker_id", ctypes.c_uint32),
-        ("lease_ttl_ms", ctypes.c_uint32),
-        ("js_safe_id", ctypes.c_int),
-    ]
-
-
-class KbIdParts(ctypes.Structure):
-    _fields_ = [("unix_millis", ctypes.c_int64), ("worker_id", ctypes.c_uint32),
-                ("sequence", ctypes.c_uint32)]
+KB_OK, KB_INVALID_ARGUMENT, KB_UNAVAILABLE = katsubushi.OK, katsubushi.INVALID_ARGUMENT, katsubushi.UNAVAILABLE
+KB_OUT_OF_RANGE, KB_FORKED, KB_CLOSED = katsubushi.OUT_OF_RANGE, katsubushi.FORKED, katsubushi.CLOSED
+KbConfig = katsubushi._Config
+KbIdParts = katsubushi._IdParts
 
 
 def load(path):

@@ -20,15 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int failures = 0;
-#define CHECK(cond)                                                       \
-  do {                                                                    \
-    if (!(cond)) {                                                        \
-      fprintf(stderr, "%s:%d: CHECK failed: %s (last error: %s)\n",      \
-              __FILE__, __LINE__, #cond, kb_last_error());                \
-      ++failures;                                                         \
-    }                                                                     \
-  } while (0)
+#include "c_check.h"
 
 /* The Redis command timeout of the embedded lease is 1 s; a call that waits
  * for Redis takes about that. A call that does not touch the network takes

@@ -9,15 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int failures = 0;
-#define CHECK(cond)                                                       \
-  do {                                                                    \
-    if (!(cond)) {                                                        \
-      fprintf(stderr, "%s:%d: CHECK failed: %s (last error: %s)\n",      \
-              __FILE__, __LINE__, #cond, kb_last_error());                \
-      ++failures;                                                         \
-    }                                                                     \
-  } while (0)
+#include "c_check.h"
 
 static void static_worker_id(void) {
   kb_config config;

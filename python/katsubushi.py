@@ -64,6 +64,26 @@ def _library_path():
     return layer if os.path.exists(layer) else "libkatsubushi.so"
 
 
+def _declare(lib):
+    """Declares the C ABI's signatures on a loaded libkatsubushi.so."""
+    lib.kb_config_init.argtypes = [ctypes.POINTER(_Config)]
+    lib.kb_config_init.restype = None
+    lib.kb_open.argtypes = [ctypes.POINTER(_Config), ctypes.POINTER(ctypes.c_void_p)]
+    lib.kb_next_id.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64)]
+    lib.kb_next_ids.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64), ctypes.c_size_t]
+    lib.kb_worker_id.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32)]
+    lib.kb_decode.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.POINTER(_IdParts)]
+    lib.kb_invocation_begin.argtypes = [ctypes.c_void_p]
+    lib.kb_close.argtypes = [ctypes.c_void_p]
+    for name in ("kb_open", "kb_next_id", "kb_next_ids", "kb_worker_id", "kb_decode",
+                 "kb_invocation_begin", "kb_close"):
+        getattr(lib, name).restype = ctypes.c_int
+    lib.kb_strerror.restype = ctypes.c_char_p
+    lib.kb_last_error.restype = ctypes.c_char_p
+    lib.kb_abi_version.restype = ctypes.c_uint32
+    return lib
+
+
 def _load():
     global _lib
     with _lib_lock:
@@ -74,21 +94,7 @@ def _load():
         # that the dynamic loader finds them whatever LD_LIBRARY_PATH says.
         for dep in sorted(glob.glob(os.path.join(os.path.dirname(path), "libhiredis*.so*"))):
             ctypes.CDLL(dep, mode=ctypes.RTLD_GLOBAL)
-        lib = ctypes.CDLL(path)
-        lib.kb_config_init.argtypes = [ctypes.POINTER(_Config)]
-        lib.kb_config_init.restype = None
-        lib.kb_open.argtypes = [ctypes.POINTER(_Config), ctypes.POINTER(ctypes.c_void_p)]
-        lib.kb_next_id.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64)]
-        lib.kb_next_ids.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64), ctypes.c_size_t]
-        lib.kb_worker_id.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32)]
-        lib.kb_decode.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.POINTER(_IdParts)]
-        lib.kb_invocation_begin.argtypes = [ctypes.c_void_p]
-        lib.kb_close.argtypes = [ctypes.c_void_p]
-        for name in ("kb_open", "kb_next_id", "kb_next_ids", "kb_worker_id", "kb_decode",
-                     "kb_invocation_begin", "kb_close"):
-            getattr(lib, name).restype = ctypes.c_int
-        lib.kb_last_error.restype = ctypes.c_char_p
-        lib.kb_abi_version.restype = ctypes.c_uint32
+        lib = _declare(ctypes.CDLL(path))
         if lib.kb_abi_version() != ABI_VERSION:
             raise Error(INTERNAL, f"{path} has ABI {lib.kb_abi_version()}, this binding {ABI_VERSION}")
         _lib = lib

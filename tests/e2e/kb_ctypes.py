@@ -25,19 +25,7 @@ KbIdParts = katsubushi._IdParts
 
 
 def load(path):
-    lib = ctypes.CDLL(path)
-    lib.kb_config_init.argtypes = [ctypes.POINTER(KbConfig)]
-    lib.kb_open.argtypes = [ctypes.POINTER(KbConfig), ctypes.POINTER(ctypes.c_void_p)]
-    lib.kb_next_id.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64)]
-    lib.kb_next_ids.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64), ctypes.c_size_t]
-    lib.kb_worker_id.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32)]
-    lib.kb_decode.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.POINTER(KbIdParts)]
-    lib.kb_invocation_begin.argtypes = [ctypes.c_void_p]
-    lib.kb_close.argtypes = [ctypes.c_void_p]
-    lib.kb_strerror.restype = ctypes.c_char_p
-    lib.kb_last_error.restype = ctypes.c_char_p
-    lib.kb_abi_version.restype = ctypes.c_uint32
-    return lib
+    return katsubushi._declare(ctypes.CDLL(path))
 
 
 class Generator:

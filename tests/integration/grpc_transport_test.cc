@@ -1,4 +1,5 @@
-// The gRPC front's own transport pieces, on real sockets over 127.0.0.1:
+// The gRPC front's own transport pieces, on real sockets over 127.0.0.1
+// (GrpcChannelAcceptorTest runs gRPC, so TSan skips it with the other Grpc tests):
 // ChannelAcceptor (its listener, and gRPC's name for the channels it hands
 // over, which ReplyCoalescer relies on) and ReplyCoalescer's corking.
 #include <arpa/inet.h>
@@ -120,13 +121,13 @@ TEST(ReplyCoalescerTest, LongBatchesSendEveryFewReplies) {
   coalescer.Flush();
 }
 
-TEST(ChannelAcceptorTest, RefusesWhatIsNotAnAddressLiteral) {
+TEST(GrpcChannelAcceptorTest, RefusesWhatIsNotAnAddressLiteral) {
   ChannelAcceptor acceptor;
   EXPECT_EQ(acceptor.Listen("localhost", 0), std::errc::invalid_argument);
   EXPECT_EQ(acceptor.Listen("300.1.1.1", 0), std::errc::invalid_argument);
 }
 
-TEST(ChannelAcceptorTest, APortInUseIsAnError) {
+TEST(GrpcChannelAcceptorTest, APortInUseIsAnError) {
   ChannelAcceptor first;
   ASSERT_FALSE(first.Listen("127.0.0.1", 0));
   ChannelAcceptor second;
@@ -154,7 +155,7 @@ class PeerRecorder final : public katsubushi::Stats::Service {
 // ReplyCoalescer finds a call's socket by the name gRPC gives a channel
 // added by descriptor. If a gRPC release renamed it, replies would silently
 // stop being coalesced: this is where that shows.
-TEST(ChannelAcceptorTest, GrpcNamesEachChannelByItsAcceptedDescriptor) {
+TEST(GrpcChannelAcceptorTest, GrpcNamesEachChannelByItsAcceptedDescriptor) {
   for (const std::string address : {"127.0.0.1", "[::1]"}) {
     SCOPED_TRACE(address);
     ChannelAcceptor acceptor;

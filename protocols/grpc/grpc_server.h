@@ -3,15 +3,18 @@
 // reflection, and grpc.health.v1.Health reporting SERVING only while IDs can
 // be issued (go-katsubushi hard-wires SERVING).
 //
-// Handlers use the callback API and finish inline: issuing an ID never
-// blocks on I/O, so there is nothing to hand off to another thread.
+// Calls are served on the async completion-queue API, one queue and thread
+// per GrpcOptions::threads (call_queue.h), on connections this front accepts
+// itself (channel_acceptor.h) so that a batch's replies can be coalesced
+// (reply_coalescer.h); health is its own synchronous service
+// (health_service.h). Each of those headers says why.
 //
-// Stop (net::Front): StopAccepting() reports NOT_SERVING and begins gRPC's
-// shutdown (GOAWAY, no new calls); Drain() lets the unary calls in flight
-// finish, then ends everything else at once: channels with no call in flight
-// and the health service's Watch streams, which never end on their own and
-// would otherwise hold the shutdown until the deadline. Past the deadline
-// every call is cancelled. The Backend must outlive the server.
+// Stop (net::Front): StopAccepting() closes the listener, sends NOT_SERVING
+// to health Watch streams and ends them, and begins gRPC's shutdown (GOAWAY,
+// no new calls); Drain() lets the unary calls in flight finish, then ends
+// everything else at once: channels with no call in flight and reflection
+// streams, which would otherwise hold the shutdown until the deadline. Past
+// the deadline every call is cancelled. The Backend must outlive the server.
 #pragma once
 
 #include <chrono>

@@ -23,7 +23,7 @@ std::error_code LastError() { return {errno, std::generic_category()}; }
 std::error_code Resolve(const std::string& address, uint16_t port, sockaddr_storage* out,
                         socklen_t* length, bool* any) {
   std::memset(out, 0, sizeof *out);
-  *any = address.empty() || address == "[::]" || address == "::";
+  *any = address.empty();
   std::string literal = address;
   if (literal.size() >= 2 && literal.front() == '[' && literal.back() == ']') {
     literal = literal.substr(1, literal.size() - 2);

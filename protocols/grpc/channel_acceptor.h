@@ -35,9 +35,10 @@ class ChannelAcceptor {
   ChannelAcceptor(const ChannelAcceptor&) = delete;
   ChannelAcceptor& operator=(const ChannelAcceptor&) = delete;
 
-  // Binds and listens. `address`: empty or "[::]" for every address (one
-  // dual-stack socket, or 0.0.0.0 without IPv6), else an IPv4 or IPv6
-  // literal ("127.0.0.1", "[::1]"). Port 0 picks an ephemeral port.
+  // Binds and listens, by the rule of net::ListenTcp (which the module
+  // cannot link: it is Asio's): empty for every address (one dual-stack
+  // socket, or 0.0.0.0 without IPv6), else an IPv4 or IPv6 literal
+  // ("127.0.0.1", "[::1]"). Port 0 picks an ephemeral port.
   std::error_code Listen(const std::string& address, uint16_t port);
   uint16_t port() const { return port_; }
 

@@ -34,12 +34,12 @@ struct GrpcServer::Impl {
   Impl(Backend& b, GrpcOptions o)
       : backend(b), options(std::move(o)), health(katsubushi::Generator::service_full_name()) {}
 
-  // Keeps grpc.health.v1 in step with Backend::Health().
+  // Keeps grpc.health.v1 in step with Backend::Health() (Start() sets the
+  // first value, before any client can ask).
   void PollHealth() {
     std::unique_lock lock(mutex);
-    while (!stopping) {
+    while (!wake.wait_for(lock, GrpcOptions::kHealthPollInterval, [this] { return stopping; })) {
       health.SetServing(backend.Health().ok());
-      wake.wait_for(lock, GrpcOptions::kHealthPollInterval, [this] { return stopping; });
     }
   }
 

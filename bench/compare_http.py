@@ -16,7 +16,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 
 from benchlib import free_port, wait_port
 

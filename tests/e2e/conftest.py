@@ -53,6 +53,14 @@ def katsubushi_bin():
     return path
 
 
+@pytest.fixture(scope="session")
+def katsubushi_lib():
+    path = os.environ.get("KATSUBUSHI_LIB")
+    if not path:
+        pytest.fail("KATSUBUSHI_LIB must name libkatsubushi.so")
+    return path
+
+
 class Server:
     def __init__(self, binary, worker_id, extra_args=()):
         self.port = free_port()

@@ -12,15 +12,12 @@ import pytest
 
 import kb_ctypes
 from conftest import ms_of, worker_of
-from test_redis_lease import NS, RausParticipant, RedisServer, rds, wait_for  # noqa: F401  (rds is a fixture)
+from test_redis_lease import NS, RausParticipant, rds, wait_for  # noqa: F401  (rds is a fixture)
 
 
 @pytest.fixture(scope="module")
-def lib():
-    path = os.environ.get("KATSUBUSHI_LIB")
-    if not path:
-        pytest.fail("KATSUBUSHI_LIB must name libkatsubushi.so")
-    return kb_ctypes.load(path)
+def lib(katsubushi_lib):
+    return kb_ctypes.load(katsubushi_lib)
 
 
 def test_static_worker_id_and_decode(lib):
@@ -164,15 +161,14 @@ def parse(output):
     return issued, errors
 
 
-def test_frozen_user_past_its_lease_never_duplicates(lib, rds):
-    lib_path = os.environ["KATSUBUSHI_LIB"]
+def test_frozen_user_past_its_lease_never_duplicates(katsubushi_lib, rds):
+    lib_path = katsubushi_lib
     go = RausParticipant(rds.client, [6])  # id 6 is a Go instance's
     try:
         first = run_user(lib_path, rds, 5, 6, 3000, 12)
         assert wait_for(lambda: rds.client.exists(f"{NS}:id:5") == 1, 5)
         time.sleep(0.3)
         first.send_signal(signal.SIGSTOP)  # a Lambda environment frozen between events
-        frozen_at = time.time() * 1000
         # Once Redis frees id 5, another library user takes it.
         assert wait_for(lambda: rds.client.exists(f"{NS}:id:5") == 0, 5)
         second = run_user(lib_path, rds, 5, 6, 3000, 3)

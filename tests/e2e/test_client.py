@@ -30,11 +30,8 @@ GO_PEER = next(
 
 
 @pytest.fixture(scope="module")
-def lib():
-    path = os.environ.get("KATSUBUSHI_LIB")
-    if not path:
-        pytest.fail("KATSUBUSHI_LIB must name libkatsubushi.so")
-    return kbc.load(path)
+def lib(katsubushi_lib):
+    return kbc.load(katsubushi_lib)
 
 
 @pytest.fixture

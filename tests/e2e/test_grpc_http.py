@@ -4,11 +4,9 @@ every front at once."""
 
 import http.client
 import json
-import os
 import shutil
 import subprocess
 import threading
-import time
 
 import grpc
 import pylibmc

@@ -8,8 +8,6 @@ import subprocess
 import threading
 import time
 
-import pytest
-
 from conftest import Server, free_port
 
 

@@ -14,7 +14,7 @@ from pymemcache.client.base import Client as Memcache
 
 from conftest import free_port, ms_of, worker_of
 from fake_lambda import FakeLambda
-from test_redis_lease import NS, RausParticipant, RedisServer, rds, wait_for  # noqa: F401  (rds is a fixture)
+from test_redis_lease import NS, RausParticipant, rds, wait_for  # noqa: F401  (rds is a fixture)
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ and each zip unpacked into an otherwise empty root (chroot: the zip's files,
 the base glibc/libstdc++ libraries, and for the C layer a Python) and run
 there against the fake Lambda APIs and a real redis-server."""
 
+import contextlib
 import os
 import re
 import shutil
@@ -123,6 +124,18 @@ class EmptyRoot:
         return subprocess.Popen([CHROOT, str(self.path), *argv], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
 
+    @contextlib.contextmanager
+    def running(self, argv, env):
+        """popen() for a process the test stops itself: killed if the test
+        leaves it running, and its output printed for the test's log."""
+        proc = self.popen(argv, env)
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            print(proc.communicate()[0])
+
 
 CHROOT = shutil.which("chroot") or "/usr/sbin/chroot"
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="chroot needs root")
@@ -145,8 +158,7 @@ def test_extension_layer_runs_in_an_empty_root(packages, tmp_path, rds, fake):
            "KATSUBUSHI_REDIS": rds.url(), "KATSUBUSHI_PORT": str(port), "KATSUBUSHI_THREADS": "1",
            "_HANDLER": "function.handler"}
     # Lambda starts every file in /opt/extensions, with no arguments.
-    proc = root.popen(["/opt/extensions/katsubushi"], env)
-    try:
+    with root.running(["/opt/extensions/katsubushi"], env) as proc:
         ext = fake.extension()
         assert ext.name == "katsubushi"
         fake.send_invoke(ext)
@@ -159,10 +171,6 @@ def test_extension_layer_runs_in_an_empty_root(packages, tmp_path, rds, fake):
         assert proc.wait(timeout=5) == 0
         assert time.time() * 1000 < deadline
         assert rds.client.exists(key) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        print(proc.communicate()[0])
 
 
 @needs_root
@@ -172,8 +180,7 @@ def test_runtime_zip_runs_in_an_empty_root(packages, tmp_path, rds, fake):
     root.copy_libraries_of(str(root.path / "var" / "task" / "bootstrap"))
     env = {"AWS_LAMBDA_RUNTIME_API": fake.api, "LD_LIBRARY_PATH": LAMBDA_LD_LIBRARY_PATH,
            "LAMBDA_TASK_ROOT": "/var/task", "_HANDLER": "katsubushi", "KATSUBUSHI_REDIS": rds.url()}
-    proc = root.popen(["/var/task/bootstrap"], env)
-    try:
+    with root.running(["/var/task/bootstrap"], env) as proc:
         event = {"version": "2.0", "rawPath": "/id", "rawQueryString": "", "headers": {},
                  "requestContext": {"http": {"method": "GET", "path": "/id"}}, "isBase64Encoded": False}
         kind, reply = fake.invoke("pkg-1", event)
@@ -184,10 +191,6 @@ def test_runtime_zip_runs_in_an_empty_root(packages, tmp_path, rds, fake):
         proc.send_signal(signal.SIGTERM)  # what Lambda sends the runtime at shutdown
         assert proc.wait(timeout=5) == 0
         assert rds.client.exists(key) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        print(proc.communicate()[0])
 
 
 @needs_root

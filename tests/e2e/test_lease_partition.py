@@ -33,7 +33,7 @@ import pytest
 import kb_ctypes
 from conftest import free_port, ms_of, wait_listening, worker_of
 from tcp_relay import TcpRelay
-from test_c_abi_lease import lib, parse  # noqa: F401  (lib is a fixture)
+from test_c_abi_lease import parse
 from test_redis_lease import rds, servers, wait_for  # noqa: F401  (fixtures)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -426,9 +426,10 @@ def user_ids(out_path):
     return [i for _, i in issued]
 
 
-def test_embedded_partitioned_user_ids_are_never_reissued_by_a_user_behind(lib, rds, relay, tmp_path):
+def test_embedded_partitioned_user_ids_are_never_reissued_by_a_user_behind(katsubushi_lib, rds, relay,
+                                                                           tmp_path):
     skew_s = 12
-    lib_path = os.environ["KATSUBUSHI_LIB"]
+    lib_path = katsubushi_lib
     env = behind_env(skew_s)
     check_faketime_reaches_library(lib_path, env, skew_s)
     ns = f"embedded-{uuid.uuid4().hex[:8]}"

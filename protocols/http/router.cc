@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "http/metrics.h"
+#include "katsubushi/hex.h"
 #include "katsubushi/issuer.h"
 #include "katsubushi/time_format.h"
 
@@ -24,13 +25,6 @@ Target SplitTarget(std::string_view target) {
   const size_t q = target.find('?');
   if (q == std::string_view::npos) return {target, {}};
   return {target.substr(0, q), target.substr(q + 1)};
-}
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 // The first value of `name` in a query string, percent-decoded ("+" is a

@@ -66,7 +66,6 @@ int64_t SystemClock::NowUnixMicros() {
       while (offset < desired &&
              !offset_micros_.compare_exchange_weak(offset, desired, std::memory_order_relaxed)) {
       }
-      reanchors_.fetch_add(1, std::memory_order_relaxed);
     }
   }
   return mono + offset_micros_.load(std::memory_order_relaxed);

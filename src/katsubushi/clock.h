@@ -46,9 +46,6 @@ class SystemClock final : public Clock {
   int64_t NowUnixMicros() override;
   void WaitUntil(int64_t unix_micros) override;
 
-  // How many forward re-anchors have happened (for /metrics).
-  uint64_t reanchor_count() const { return reanchors_.load(std::memory_order_relaxed); }
-
   // A process-wide instance for code that has no reason to own one.
   static SystemClock& Instance();
 
@@ -59,7 +56,6 @@ class SystemClock final : public Clock {
   // unix time = monotonic time + offset_. Only ever increased.
   std::atomic<int64_t> offset_micros_;
   std::atomic<int64_t> next_check_monotonic_micros_;
-  std::atomic<uint64_t> reanchors_{0};
 };
 
 class ManualClock final : public Clock {

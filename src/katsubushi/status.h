@@ -25,7 +25,20 @@ enum class StatusCode : int {
   kUnavailable = 14,
 };
 
-std::string_view StatusCodeName(StatusCode code);
+// The code's name as gRPC spells it ("UNAVAILABLE"), for logs and JSON;
+// "UNKNOWN" for a value that is not one of the above.
+constexpr std::string_view StatusCodeName(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk: return "OK";
+    case StatusCode::kInvalidArgument: return "INVALID_ARGUMENT";
+    case StatusCode::kDeadlineExceeded: return "DEADLINE_EXCEEDED";
+    case StatusCode::kFailedPrecondition: return "FAILED_PRECONDITION";
+    case StatusCode::kOutOfRange: return "OUT_OF_RANGE";
+    case StatusCode::kInternal: return "INTERNAL";
+    case StatusCode::kUnavailable: return "UNAVAILABLE";
+  }
+  return "UNKNOWN";
+}
 
 class Status {
  public:

@@ -17,6 +17,7 @@
 
 #include "http/http_server.h"
 #include "katsubushi/client/client.h"
+#include "katsubushi/client/reply.h"
 #include "katsubushi/clock.h"
 #include "katsubushi/generator_core.h"
 #include "katsubushi/stats.h"
@@ -146,6 +147,23 @@ TEST_F(ClientServerTest, ConnectionsAreReused) {
   const uint64_t before = stats_.Snapshot().total_connections;
   for (int i = 0; i < 100; ++i) ASSERT_TRUE((*client)->Fetch().ok());
   EXPECT_EQ(stats_.Snapshot().total_connections - before, 1u);
+}
+
+// An http:// address that points at a memcached port fails at the first byte
+// of the reply (memcached's "VALUE"), not when the attempt times out.
+TEST_F(ClientServerTest, AnHttpAddressOnAMemcachedPortFailsAtOnce) {
+  ClientOptions options;
+  options.servers = {"http://" + MemcacheAddress()};
+  options.timeout = 10s;
+  options.attempt_timeout = 5s;
+  auto client = Client::Open(options);
+  ASSERT_TRUE(client.ok());
+  std::string why;
+  const auto start = std::chrono::steady_clock::now();
+  const Result<uint64_t> id = (*client)->Fetch(&why);
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(id.status().message(), client::kNotHttp.message()) << why;
+  EXPECT_LT(took, 1s) << why;
 }
 
 }  // namespace

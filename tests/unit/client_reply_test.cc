@@ -58,7 +58,7 @@ TEST(ClientRequest, MemcacheKeysAreIdOrIndexes) {
   AppendMemcacheRequest(3, &three);
   EXPECT_EQ(three, "get 0 1 2\r\n");
   std::string most;
-  AppendMemcacheRequest(kMaxIdsPerFetch, &most);
+  AppendMemcacheRequest(kMaxIdsPerRequest, &most);
   EXPECT_TRUE(most.ends_with(" 998 999\r\n"));
 }
 
@@ -194,8 +194,21 @@ TEST(ClientHttpReply, BadRepliesAreErrors) {
             kMalformedReply);
   EXPECT_EQ(ParseBad(Protocol::kHttp, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nz\r\n", 1),
             kMalformedReply);
-  EXPECT_EQ(ParseBad(Protocol::kHttp, "SPDY/3 200 OK\r\n\r\n", 1), kMalformedReply);
+  EXPECT_EQ(ParseBad(Protocol::kHttp, "SPDY/3 200 OK\r\n\r\n", 1), kNotHttp);
   EXPECT_EQ(ParseBad(Protocol::kHttp, "HTTP/1.1 2x0 OK\r\n\r\n", 1), kMalformedReply);
+}
+
+// A memcached port given as an http:// address answers "VALUE ..." or
+// "ERROR": refused at its first byte, not after the whole attempt timeout.
+TEST(ClientHttpReply, AnotherProtocolIsRefusedAtItsFirstByte) {
+  std::vector<uint64_t> ids(1);
+  EXPECT_EQ(ParseHttpReply("V", ids).error, kNotHttp);
+  EXPECT_EQ(ParseHttpReply("E", ids).error, kNotHttp);
+  EXPECT_EQ(ParseHttpReply("HTTP/2", ids).error, kNotHttp);
+  EXPECT_EQ(ParseHttpReply("HTTX", ids).error, kNotHttp);
+  EXPECT_EQ(ParseHttpReply("", ids).kind, Kind::kNeedMore);
+  EXPECT_EQ(ParseHttpReply("HTTP/1", ids).kind, Kind::kNeedMore);
+  EXPECT_EQ(ParseHttpReply("HTTP/1.1 2", ids).kind, Kind::kNeedMore);
 }
 
 TEST(ClientHttpReply, ClaimedLengthsAreNotBelieved) {

@@ -149,7 +149,7 @@ Result<uint64_t> Client::Fetch(std::string* why) {
 }
 
 Result<std::vector<uint64_t>> Client::FetchMulti(size_t n, std::string* why) {
-  if (n == 0 || n > client::kMaxIdsPerFetch) return kBadCount;
+  if (n == 0 || n > kMaxIdsPerRequest) return kBadCount;
   std::vector<uint64_t> ids(n);
   Status status = FetchMulti(std::span<uint64_t>(ids), why);
   if (!status.ok()) return status;
@@ -157,7 +157,7 @@ Result<std::vector<uint64_t>> Client::FetchMulti(size_t n, std::string* why) {
 }
 
 Status Client::FetchMulti(std::span<uint64_t> out, std::string* why) {
-  if (out.empty() || out.size() > client::kMaxIdsPerFetch) return kBadCount;
+  if (out.empty() || out.size() > kMaxIdsPerRequest) return kBadCount;
   if (why != nullptr) why->clear();
   const auto start = std::chrono::steady_clock::now();
   const client::Deadline deadline = start + options_.timeout;

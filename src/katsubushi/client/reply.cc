@@ -175,6 +175,9 @@ ParseResult ParseMemcacheReply(std::string_view input, std::span<uint64_t> out) 
 }
 
 ParseResult ParseHttpReply(std::string_view input, std::span<uint64_t> out) {
+  constexpr std::string_view kVersionPrefix = "HTTP/1.";
+  const size_t checked = std::min(input.size(), kVersionPrefix.size());
+  if (input.substr(0, checked) != kVersionPrefix.substr(0, checked)) return Error(kNotHttp);
   const size_t header_end = input.find("\r\n\r\n");
   if (header_end == std::string_view::npos) {
     return input.size() > kMaxHttpHeaderBytes ? Error(kMalformedReply) : NeedMore();

@@ -18,14 +18,13 @@
 #include <string_view>
 
 #include "katsubushi/client/server_address.h"
+#include "katsubushi/limits.h"
 #include "katsubushi/status.h"
 
 namespace katsubushi::client {
 
-// Limits, in one place.
-// The most IDs one request may ask for (the servers' own limit: go-katsubushi's
-// MaxHTTPBulkSize and its memcached get).
-inline constexpr size_t kMaxIdsPerFetch = 1000;
+// Limits, in one place. The most IDs one request may ask for is the servers'
+// own, kMaxIdsPerRequest (limits.h).
 // A reply longer than this is refused before it is read further: 1000 IDs in
 // memcached framing take about 40 KB, over chunked HTTP about 21 KB.
 inline constexpr size_t kMaxReplyBytes = 128 * 1024;
@@ -43,6 +42,8 @@ inline constexpr Status kZeroId{StatusCode::kUnavailable, "reply holds the ID 0"
 inline constexpr Status kIdsNotIncreasing{StatusCode::kUnavailable, "IDs in the reply are not increasing"};
 inline constexpr Status kWrongIdCount{StatusCode::kUnavailable, "reply holds the wrong number of IDs"};
 inline constexpr Status kReplyTooLarge{StatusCode::kUnavailable, "reply is larger than any katsubushi reply"};
+inline constexpr Status kNotHttp{StatusCode::kUnavailable,
+                                 "not an HTTP reply (another protocol on that port?)"};
 inline constexpr Status kHttpStatusNotOk{StatusCode::kUnavailable, "HTTP status is not 200"};
 inline constexpr Status kHttpUnsupported{StatusCode::kUnavailable,
                                          "HTTP reply framing is not supported (no length, or both lengths)"};
@@ -51,7 +52,7 @@ inline constexpr Status kHttpUnsupported{StatusCode::kUnavailable,
 // (as go-katsubushi's client). The parser checks each key is echoed.
 std::string MemcacheKey(size_t i, size_t n);
 
-// Appends "get <keys>\r\n". Precondition: 1 <= n <= kMaxIdsPerFetch.
+// Appends "get <keys>\r\n". Precondition: 1 <= n <= kMaxIdsPerRequest.
 void AppendMemcacheRequest(size_t n, std::string* out);
 // Appends "GET <prefix>id" or "<prefix>ids?n=N" as an HTTP/1.1 keep-alive request.
 void AppendHttpRequest(const ServerAddress& server, size_t n, std::string* out);
@@ -67,7 +68,9 @@ struct ParseResult {
 // Parses a reply to AppendMemcacheRequest(out.size()) from the start of
 // `input`, writing out.size() IDs into `out` (only meaningful on kDone).
 ParseResult ParseMemcacheReply(std::string_view input, std::span<uint64_t> out);
-// The same for a reply to AppendHttpRequest(server, out.size()).
+// The same for a reply to AppendHttpRequest(server, out.size()). Fails with
+// kNotHttp at the first byte that cannot start "HTTP/1.", so that a memcached
+// port given as an http:// address fails at once, not at the timeout.
 ParseResult ParseHttpReply(std::string_view input, std::span<uint64_t> out);
 
 // One ID in canonical decimal, nonzero.

@@ -1,110 +1,61 @@
 #include "health_check.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
 #include <sys/un.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+
+#include "katsubushi/client/connection.h"
+#include "katsubushi/client/reply.h"
+#include "katsubushi/client/server_address.h"
 
 namespace katsubushi {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using client::Connection;
+using client::IoFailure;
 
 // A reason is what the one line says; std::nullopt from an I/O step means it
 // succeeded.
 using Failure = std::optional<std::string>;
 
-class Connection {
- public:
-  explicit Connection(Clock::time_point deadline) : deadline_(deadline) {}
-  Connection(const Connection&) = delete;
-  Connection& operator=(const Connection&) = delete;
-  ~Connection() {
-    if (fd_ >= 0) ::close(fd_);
+// The client library's I/O failure in the check's words.
+std::string Describe(const IoFailure& io) {
+  if (io.status == client::kTimedOut) {
+    return "no answer within " + std::to_string(kHealthCheckTimeout.count()) + " ms";
   }
+  std::string what = io.status == client::kConnectFailed ? "connect"
+                     : io.status == client::kSendFailed  ? "send"
+                     : io.status == client::kReceiveFailed ? "recv"
+                                                           : std::string(io.status.message());
+  if (io.sys_errno != 0) what.append(": ").append(std::strerror(io.sys_errno));
+  return what;
+}
 
-  Failure ConnectTcp(int port) {
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    return Connect(AF_INET, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+Failure Open(const client::ServerAddress& address, Clock::time_point deadline, Connection* out) {
+  IoFailure io;
+  *out = Connection::Open(address, deadline, &io);
+  if (!out->valid()) return Describe(io);
+  return std::nullopt;
+}
+
+// Reads into *reply until `complete(*reply)` holds or the peer closes.
+template <typename Complete>
+Failure Receive(Connection& c, Clock::time_point deadline, std::string* reply, Complete complete) {
+  while (!complete(*reply)) {
+    if (reply->size() > kHealthCheckMaxReply) return "reply too long";
+    bool eof = false;
+    IoFailure io;
+    if (!c.Receive(reply, 512, deadline, &eof, &io)) return Describe(io);
+    if (eof) return std::nullopt;  // closed: the caller judges what came
   }
-
-  Failure ConnectUnix(const std::string& path) {
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (path.size() >= sizeof addr.sun_path) return "socket path too long";
-    std::memcpy(addr.sun_path, path.data(), path.size());
-    return Connect(AF_UNIX, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
-  }
-
-  Failure Send(std::string_view data) {
-    while (!data.empty()) {
-      if (Failure f = Wait(POLLOUT)) return f;
-      const ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return std::string("send: ") + std::strerror(errno);
-      data.remove_prefix(static_cast<size_t>(n));
-    }
-    return std::nullopt;
-  }
-
-  // Reads into *reply until `complete(*reply)` holds or the peer closes.
-  template <typename Complete>
-  Failure Receive(std::string* reply, Complete complete) {
-    char buf[512];
-    while (!complete(*reply)) {
-      if (reply->size() > kHealthCheckMaxReply) return "reply too long";
-      if (Failure f = Wait(POLLIN)) return f;
-      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return std::string("recv: ") + std::strerror(errno);
-      if (n == 0) return std::nullopt;  // closed: the caller judges what came
-      reply->append(buf, static_cast<size_t>(n));
-    }
-    return std::nullopt;
-  }
-
- private:
-  Failure Connect(int family, const sockaddr* addr, socklen_t len) {
-    fd_ = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd_ < 0) return std::string("socket: ") + std::strerror(errno);
-    if (::connect(fd_, addr, len) == 0) return std::nullopt;
-    if (errno != EINPROGRESS && errno != EAGAIN) return std::string("connect: ") + std::strerror(errno);
-    if (Failure f = Wait(POLLOUT)) return f;
-    int error = 0;
-    socklen_t error_len = sizeof error;
-    ::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &error_len);
-    if (error != 0) return std::string("connect: ") + std::strerror(error);
-    return std::nullopt;
-  }
-
-  Failure Wait(short events) {
-    for (;;) {
-      const auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - Clock::now()).count();
-      if (left <= 0) return "no answer within " + std::to_string(kHealthCheckTimeout.count()) + " ms";
-      pollfd p{fd_, events, 0};
-      const int n = ::poll(&p, 1, static_cast<int>(left));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return std::string("poll: ") + std::strerror(errno);
-      if (n > 0) return std::nullopt;
-    }
-  }
-
-  Clock::time_point deadline_;
-  int fd_ = -1;
-};
+  return std::nullopt;
+}
 
 std::string FirstLine(std::string_view text) {
   text = text.substr(0, text.find_first_of("\r\n"));
@@ -112,16 +63,25 @@ std::string FirstLine(std::string_view text) {
   return std::string(text.substr(0, kShown));
 }
 
+client::ServerAddress Loopback(int port) {
+  client::ServerAddress address;
+  address.host = "127.0.0.1";
+  address.port = static_cast<uint16_t>(port);
+  return address;
+}
+
 // Returns the reason it is unhealthy, or nullopt.
 Failure CheckHttp(int port, Clock::time_point deadline) {
-  Connection c(deadline);
-  if (Failure f = c.ConnectTcp(port)) return f;
-  if (Failure f = c.Send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")) {
-    return f;
+  Connection c;
+  if (Failure f = Open(Loopback(port), deadline, &c)) return f;
+  IoFailure io;
+  if (!c.SendAll("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", deadline,
+                 &io)) {
+    return Describe(io);
   }
   std::string reply;
   // Connection: close: the whole answer has come when the server closes.
-  if (Failure f = c.Receive(&reply, [](const std::string&) { return false; })) return f;
+  if (Failure f = Receive(c, deadline, &reply, [](const std::string&) { return false; })) return f;
   const size_t status_end = reply.find("\r\n");
   if (status_end == std::string::npos) return "no HTTP status line in the reply";
   const std::string status = reply.substr(0, status_end);  // HTTP/1.1 200 OK
@@ -132,16 +92,23 @@ Failure CheckHttp(int port, Clock::time_point deadline) {
          (body == std::string::npos ? "" : ": " + FirstLine(reply.substr(body + 4)));
 }
 
-Failure CheckMemcache(Connection& c) {
-  if (Failure f = c.Send("get id\r\n")) return f;
+// A memcached "get id", judged by the client library's reply parser.
+Failure CheckMemcache(const client::ServerAddress& address, Clock::time_point deadline) {
+  Connection c;
+  if (Failure f = Open(address, deadline, &c)) return f;
+  std::string request;
+  client::AppendMemcacheRequest(1, &request);
+  IoFailure io;
+  if (!c.SendAll(request, deadline, &io)) return Describe(io);
   std::string reply;
-  // Complete at END, or at the first line when it is an error.
-  auto complete = [](const std::string& r) {
-    if (r.ends_with("END\r\n")) return true;
-    return r.find("\r\n") != std::string::npos && r.rfind("VALUE ", 0) != 0;
+  uint64_t id = 0;
+  client::ParseResult parsed;
+  auto complete = [&](const std::string& r) {
+    parsed = client::ParseMemcacheReply(r, std::span<uint64_t>(&id, 1));
+    return parsed.kind != client::ParseResult::Kind::kNeedMore;
   };
-  if (Failure f = c.Receive(&reply, complete)) return f;
-  if (reply.rfind("VALUE id ", 0) == 0 && reply.ends_with("END\r\n")) return std::nullopt;
+  if (Failure f = Receive(c, deadline, &reply, complete)) return f;
+  if (parsed.kind == client::ParseResult::Kind::kDone) return std::nullopt;
   if (reply.empty()) return "the server closed the connection without an answer";
   return "get answered " + FirstLine(reply);
 }
@@ -157,14 +124,14 @@ int RunHealthCheck(const Config& config) {
     failure = CheckHttp(config.http_port, deadline);
   } else if (!config.sock.empty()) {
     what = "memcached " + config.sock;
-    Connection c(deadline);
-    failure = c.ConnectUnix(config.sock);
-    if (!failure) failure = CheckMemcache(c);
+    client::ServerAddress address;
+    address.transport = client::Transport::kMemcacheUnix;
+    address.unix_path = config.sock;
+    failure = config.sock.size() < sizeof(sockaddr_un::sun_path) ? CheckMemcache(address, deadline)
+                                                                 : "socket path too long";
   } else if (config.port != 0) {
     what = "memcached 127.0.0.1:" + std::to_string(config.port);
-    Connection c(deadline);
-    failure = c.ConnectTcp(config.port);
-    if (!failure) failure = CheckMemcache(c);
+    failure = CheckMemcache(Loopback(config.port), deadline);
   } else {
     std::printf("unhealthy: nothing to check (no -http-port, -sock or -port)\n");
     return 1;

@@ -3,22 +3,18 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
-#include <thread>
-#include <vector>
+#include <memory>
 
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include "http/http_server.h"
+#include "fronts.h"
 #include "katsubushi/embedded/generator.h"
 #include "katsubushi/stats.h"
 #include "katsubushi/version.h"
 #include "lambda/extension_client.h"
-#include "memcache/session.h"
 #include "logging.h"
 #include "run_lambda.h"
-#include "memcache/memcache_server.h"
-#include "net/front.h"
 
 namespace katsubushi {
 namespace {
@@ -60,7 +56,9 @@ bool IsLambdaExtension(const Config& config, std::string_view argv0) {
 int RunExtension(const Config& config, const std::string& parse_error,
                  const std::string& runtime_api, std::string_view argv0) {
   // stderr goes to CloudWatch. The fronts log from their threads.
-  spdlog::set_default_logger(spdlog::stderr_logger_mt("katsubushi"));
+  // Not registered by name, so that a test can run the mode more than once.
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+      "katsubushi", std::make_shared<spdlog::sinks::stderr_sink_mt>()));
   spdlog::set_formatter(NewJsonFormatter(/*with_time=*/false));
 
   lambda::ExtensionClient client(runtime_api);
@@ -82,58 +80,25 @@ int RunExtension(const Config& config, const std::string& parse_error,
                      "a static -worker-id is refused in Lambda extension mode: every environment "
                      "of the function would issue IDs under it; lease one with -redis");
   }
-  if (config.grpc_port != 0) spdlog::warn("-grpc-port is not served in Lambda extension mode");
 
   auto opened = Generator::Open(LambdaGeneratorConfig(config));  // no network I/O
   if (!opened.ok()) return fail_init("Config", std::string(opened.status().message()));
   Generator& generator = *opened.value();
 
   Stats stats;
-  const size_t threads = config.threads > 0 ? static_cast<size_t>(config.threads)
-                                            : std::max(1u, std::thread::hardware_concurrency());
-  const memcache::ServiceContext memcache_context{generator.core(), stats, kVersion};
-  memcache::ServerOptions server_options;
-  server_options.listen_tcp = config.sock.empty() && config.port != 0;
-  server_options.tcp_address = kLoopback;
-  server_options.tcp_port = static_cast<uint16_t>(config.port);
-  server_options.unix_socket_path = config.sock;
-  server_options.idle_timeout = config.idle_timeout;
-  server_options.threads = threads;
-  memcache::MemcacheServer memcache_server(memcache_context, server_options);
-  // Every front that started; they all stop together, to one deadline.
-  std::vector<net::Front*> fronts;
-  const bool memcache_on = server_options.listen_tcp || !server_options.unix_socket_path.empty();
-  if (memcache_on) {
-    if (std::error_code ec = memcache_server.Start()) {
-      return fail_init("Listen", "cannot listen for memcached on " + std::string(kLoopback) + ":" +
-                                     std::to_string(config.port) + ": " + ec.message());
-    }
-    fronts.push_back(&memcache_server);
-  }
+  FrontsSetup setup;
+  setup.address = kLoopback;
+  setup.serve_grpc = false;
   // /healthz is 503 with the reason while no worker id can be had (Redis
   // down, or every id of the range taken by other environments).
-  const http::HttpContext http_context{generator.core(), stats, kVersion,
-                                       [&generator]() -> Status {
-                                         if (Status s = generator.EnsureWorkerId(); !s.ok()) return s;
-                                         return generator.core().CanIssue();
-                                       },
-                                       {}, {}};
-  http::HttpOptions http_options;
-  http_options.address = kLoopback;
-  http_options.port = static_cast<uint16_t>(config.http_port);
-  http_options.threads = threads;
-  http::HttpServer http_server(http_context, http_options);
-  if (config.http_port != 0) {
-    if (std::error_code ec = http_server.Start()) {
-      net::StopAll(fronts, std::chrono::milliseconds(0));
-      return fail_init("Listen", "cannot listen for HTTP on " + std::string(kLoopback) + ":" +
-                                     std::to_string(config.http_port) + ": " + ec.message());
-    }
-    fronts.push_back(&http_server);
-  }
+  setup.health = [&generator]() -> Status {
+    if (Status s = generator.EnsureWorkerId(); !s.ok()) return s;
+    return generator.core().CanIssue();
+  };
+  Fronts fronts(config, generator.core(), stats, std::move(setup));
+  if (const std::string failed = fronts.Start(); !failed.empty()) return fail_init("Listen", failed);
   spdlog::info("katsubushi {} extension ready: memcached {}:{}, HTTP {}:{}", kVersion, kLoopback,
-               memcache_on ? memcache_server.tcp_port() : 0, kLoopback,
-               config.http_port != 0 ? http_server.port() : 0);
+               fronts.memcached_port(), kLoopback, fronts.http_port());
 
   for (;;) {
     lambda::ExtensionEvent event;
@@ -141,7 +106,7 @@ int RunExtension(const Config& config, const std::string& parse_error,
       spdlog::error("{}", error);
       std::string report_error;
       if (!client.ReportExitError("EventLoop", error, &report_error)) spdlog::error("{}", report_error);
-      net::StopAll(fronts, std::chrono::milliseconds(0));
+      fronts.Stop(std::chrono::milliseconds(0));
       generator.Close();
       return 1;
     }
@@ -161,7 +126,7 @@ int RunExtension(const Config& config, const std::string& parse_error,
         event.deadline_ms > 0 ? event.deadline_ms - NowUnixMillis() : 2000);
     const auto drain = std::clamp(budget - kReleaseReserve, std::chrono::milliseconds(0), kMaxDrain);
     spdlog::info("shutdown ({}): draining for up to {} ms", event.shutdown_reason, drain.count());
-    net::StopAll(fronts, drain);
+    fronts.Stop(drain);
     const Status released = generator.Close();
     if (!released.ok()) spdlog::warn("releasing the worker id: {}", released.message());
     spdlog::info("shutdown completed");

@@ -1,14 +1,10 @@
 #include "run_server.h"
 
 #include <stop_token>
-#include <thread>
-#include <vector>
 
 #include <spdlog/spdlog.h>
 
-#include "grpc/core_backend.h"
-#include "grpc/grpc_front.h"
-#include "http/http_server.h"
+#include "fronts.h"
 #include "http/metrics.h"
 #include "katsubushi/clock.h"
 #include "katsubushi/generator_core.h"
@@ -17,9 +13,6 @@
 #include "katsubushi/stats.h"
 #include "katsubushi/version.h"
 #include "logging.h"
-#include "memcache/memcache_server.h"
-#include "memcache/session.h"
-#include "net/front.h"
 #include "stop_signal.h"
 
 namespace katsubushi {
@@ -95,63 +88,13 @@ int RunServer(const Config& config) {
     }
   }
   Stats stats;
-  const memcache::ServiceContext context{*generator, stats, kVersion};
-
-  // Every front that started, in start order; they all stop together.
-  std::vector<net::Front*> fronts;
-  auto fail = [&](std::string_view what) {
-    spdlog::error("{}", what);
-    net::StopAll(fronts, config.shutdown_timeout);
+  FrontsSetup setup;
+  setup.extra_metrics = [&source] { return source.Metrics(); };
+  Fronts fronts(config, *generator, stats, std::move(setup));
+  if (const std::string error = fronts.Start(); !error.empty()) {
+    spdlog::error("{}", error);
     source.Stop();
     return 1;
-  };
-
-  memcache::ServerOptions server_options;
-  server_options.listen_tcp = config.sock.empty() && config.port != 0;
-  server_options.tcp_port = static_cast<uint16_t>(config.port);
-  server_options.unix_socket_path = config.sock;
-  server_options.idle_timeout = config.idle_timeout;
-  server_options.threads = config.threads > 0 ? static_cast<size_t>(config.threads)
-                                              : std::max(1u, std::thread::hardware_concurrency());
-  memcache::MemcacheServer memcache_server(context, server_options);
-  if (server_options.listen_tcp || !server_options.unix_socket_path.empty()) {
-    if (std::error_code ec = memcache_server.Start()) return fail("cannot listen: " + ec.message());
-    fronts.push_back(&memcache_server);
-    if (server_options.listen_tcp) {
-      spdlog::info("Listening server at [::]:{}", memcache_server.tcp_port());
-    } else {
-      spdlog::info("Listening server at {}", config.sock);
-    }
-  }
-  const http::HttpContext http_context{*generator, stats, kVersion, {}, {},
-                                       [&source] { return source.Metrics(); }};
-  http::HttpOptions http_options;
-  http_options.port = static_cast<uint16_t>(config.http_port);
-  http_options.threads = server_options.threads;
-  http::HttpServer http_server(http_context, http_options);
-  if (config.http_port != 0) {
-    if (std::error_code ec = http_server.Start()) {
-      return fail("cannot listen for HTTP on port " + std::to_string(config.http_port) + ": " +
-                  ec.message());
-    }
-    fronts.push_back(&http_server);
-    spdlog::info("Listening HTTP server at [::]:{}", http_server.port());
-  }
-  grpc_api::CoreBackend grpc_backend(*generator, stats, kVersion);
-  grpc_api::GrpcOptions grpc_options;
-  grpc_options.port = static_cast<uint16_t>(config.grpc_port);
-  grpc_options.threads = server_options.threads;
-  std::unique_ptr<grpc_api::GrpcFront> grpc_server;
-  if (config.grpc_port != 0) {
-    std::string error;
-    grpc_server = grpc_api::LoadGrpcFront(grpc_backend, grpc_options, &error);
-    if (!grpc_server) return fail("gRPC: " + error);
-    if (std::error_code ec = grpc_server->Start()) {
-      return fail("gRPC: cannot listen on port " + std::to_string(config.grpc_port) + ": " +
-                  ec.message());
-    }
-    fronts.push_back(grpc_server.get());
-    spdlog::info("Listening gRPC server at [::]:{}", grpc_server->port());
   }
   if (!leased) spdlog::info("Worker ID = {}", generator->worker_id());
 
@@ -160,7 +103,7 @@ int RunServer(const Config& config) {
   // Stop accepting everywhere and finish what is in flight against one
   // deadline, then give the worker id back (its watermark records the last
   // ID those requests got).
-  net::StopAll(fronts, config.shutdown_timeout);
+  fronts.Stop(config.shutdown_timeout);
   source.Stop();
   spdlog::info("Shutdown completed");
   return 0;

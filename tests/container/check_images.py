@@ -48,10 +48,10 @@ class Engine:
             raise AssertionError(f"{' '.join(self.argv + list(args))}: {r.returncode}\n{r.stdout}{r.stderr}")
         return r
 
-    def run(self, name, image, args, ports=()):
+    def run(self, name, image, args, ports=(), flags=()):
         self("rm", "-f", name, check=False)
         publish = [f"-p127.0.0.1:{host}:{container}" for container, host in ports]
-        self("run", "-d", "--name", name, *self.run_flags, *publish, image, *args)
+        self("run", "-d", "--name", name, *self.run_flags, *flags, *publish, image, *args)
         self.started.append(name)
 
     def inspect(self, name, fmt):
@@ -197,6 +197,32 @@ def check_variant(engine, variant, tmp):
     check_sigterm(engine, name)
 
 
+def check_cpu_limit(engine):
+    """The default thread count follows the container's CPU limit: with
+    --cpus=0.5 the server runs as many threads as with -threads=1 (memcached
+    and HTTP fronts), says so in its log, and an explicit -threads wins."""
+    image = "katsubushi-cpp:minimal"
+    print(f"{image} with a CPU limit:")
+
+    def threads(name, args, flags):
+        mc, http = free_port(), free_port()
+        engine.run(name, image, ["-worker-id=5", "-http-port=8080", *args], [(11212, mc), (8080, http)], flags)
+        wait_id(mc, name)
+        pid = int(engine.inspect(name, "{{.State.Pid}}"))
+        count = len(os.listdir(f"/proc/{pid}/task"))
+        log = engine("logs", name).stderr + engine("logs", name).stdout
+        engine("rm", "-f", name, check=False)
+        return count, log
+
+    limited, log = threads("kbct-cpus", [], ["--cpus=0.5"])
+    one, _ = threads("kbct-threads1", ["-threads=1"], [])
+    m = re.search(r"(\d+) threads?: (cgroup [^\n\"]*)", log)
+    check(limited == one and m is not None and m.group(1) == "1",
+          f"--cpus=0.5: {limited} threads, as with -threads=1 ({one}); log: {m.group(0) if m else log[-500:]}")
+    explicit, _ = threads("kbct-threads3", ["-threads=3"], ["--cpus=0.5"])
+    check(explicit == one + 2 * 2, f"--cpus=0.5 -threads=3: {explicit} threads (-threads=1: {one}, +2 per front)")
+
+
 def check_arm64_image(engine, tmp):
     """The linux/arm64 build of the minimal image: its own files (binary,
     glibc, loader) run under qemu-user from the exported tree, since this
@@ -320,6 +346,7 @@ def main():
         with tempfile.TemporaryDirectory() as tmp:
             for variant in ("minimal", "grpc"):
                 check_variant(engine, variant, tmp)
+            check_cpu_limit(engine)
             if engine("image", "inspect", "katsubushi-cpp:arm64", check=False).returncode == 0:
                 check_arm64_image(engine, tmp)
             check_compose(engine, tmp)

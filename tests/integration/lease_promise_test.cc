@@ -25,6 +25,7 @@
 #include "katsubushi/lease/redis_client.h"
 #include "katsubushi/lease/redis_lease_keeper.h"
 #include "katsubushi/lease/sync_redis_lease.h"
+#include "redis_server.h"
 
 namespace katsubushi::lease {
 namespace {
@@ -34,60 +35,6 @@ using std::chrono::milliseconds;
 constexpr IdLayout kLayout = IdLayout::Default();
 constexpr int64_t kStartMillis = 1795305600000;  // 2026-11-22T00:00:00Z
 constexpr uint32_t kWorkerId = 5;
-
-uint16_t FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
-// A redis-server of its own on a free loopback port, stopped by PID.
-class RedisServer {
- public:
-  RedisServer() : port_(FreePort()) {
-    pid_ = fork();
-    if (pid_ == 0) {
-      const std::string port = std::to_string(port_);
-      execlp("redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--loglevel", "warning",
-             static_cast<char*>(nullptr));
-      _exit(127);
-    }
-  }
-  ~RedisServer() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  RedisServer(const RedisServer&) = delete;
-  RedisServer& operator=(const RedisServer&) = delete;
-
-  RedisUrl Url(const std::string& ns) const {
-    RedisUrl url = *ParseRedisUrl("redis://127.0.0.1:" + std::to_string(port_) + "/0?ns=" + ns);
-    return url;
-  }
-  // Waits (bounded) until the server answers PING.
-  bool Ready() const {
-    RedisClient client(Url("x"), RedisTimeouts{});
-    for (int i = 0; i < 100; ++i) {
-      RedisReply reply;
-      if (client.Run({"PING"}, &reply) && !reply.is_error()) return true;
-      std::this_thread::sleep_for(milliseconds(50));
-    }
-    return false;
-  }
-
- private:
-  uint16_t port_;
-  pid_t pid_ = -1;
-};
 
 class LeasePromiseTest : public ::testing::Test {
  protected:

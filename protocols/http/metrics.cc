@@ -1,5 +1,6 @@
 #include "http/metrics.h"
 
+#include <charconv>
 #include <chrono>
 #include <cstdint>
 
@@ -18,6 +19,11 @@ class Writer {
     out_->append(std::to_string(value));
     out_->push_back('\n');
   }
+  void Sample(std::string_view name, double value) {
+    Append(name, " ");
+    AppendDouble(value);
+    out_->push_back('\n');
+  }
   void Labeled(std::string_view name, std::string_view label, std::string_view label_value,
                uint64_t value) {
     Append(name, "{", label, "=\"");
@@ -26,11 +32,47 @@ class Writer {
     out_->append(std::to_string(value));
     out_->push_back('\n');
   }
+  // A histogram's series for one value of `label`: cumulative buckets, then
+  // _sum and _count (the +Inf bucket's value, as the format requires).
+  void Histogram(std::string_view name, std::string_view label, std::string_view label_value,
+                 const LatencySnapshot& h) {
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < kLatencyBuckets; ++i) {
+      cumulative += h.counts[i];
+      Append(name, "_bucket{", label, "=\"");
+      AppendLabelValue(label_value);
+      Append("\",le=\"");
+      if (i < kLatencyBucketBoundsNanos.size()) {
+        AppendDouble(static_cast<double>(kLatencyBucketBoundsNanos[i]) / 1e9);
+      } else {
+        Append("+Inf");
+      }
+      Append("\"} ");
+      out_->append(std::to_string(cumulative));
+      out_->push_back('\n');
+    }
+    Append(name, "_sum{", label, "=\"");
+    AppendLabelValue(label_value);
+    Append("\"} ");
+    AppendDouble(static_cast<double>(h.sum_nanos) / 1e9);
+    out_->push_back('\n');
+    Append(name, "_count{", label, "=\"");
+    AppendLabelValue(label_value);
+    Append("\"} ");
+    out_->append(std::to_string(cumulative));
+    out_->push_back('\n');
+  }
 
  private:
   template <typename... Parts>
   void Append(const Parts&... parts) {
     (out_->append(std::string_view(parts)), ...);
+  }
+  // The shortest text that reads back as the same double (Go's strconv 'g').
+  void AppendDouble(double value) {
+    char text[32];
+    const auto [end, ec] = std::to_chars(text, text + sizeof text, value);
+    out_->append(text, end);
   }
   // The exposition format's escapes in a label value: backslash, quote, newline.
   void AppendLabelValue(std::string_view v) {
@@ -101,6 +143,13 @@ std::string RenderMetrics(const StatsSnapshot& s, const GeneratorCore& generator
               s.total_connections_by_front[i]);
   }
 
+  w.Header("katsubushi_request_duration_seconds", "histogram",
+           "Time from a request's last byte read to its reply handed to the socket, by front.");
+  for (size_t i = 0; i < kFrontCount; ++i) {
+    w.Histogram("katsubushi_request_duration_seconds", "front", FrontName(static_cast<Front>(i)),
+                s.duration_by_front[i]);
+  }
+
   const GeneratorCounters g = generator.counters();
   w.Header("katsubushi_generator_waits_total", "counter",
            "Times a request waited for the clock (a millisecond's sequence was used up).");
@@ -124,6 +173,13 @@ std::string RenderMetrics(const StatsSnapshot& s, const GeneratorCore& generator
     const int64_t left_ms = until / 1000 - now_ms;
     w.Sample("katsubushi_lease_remaining_seconds", "",
              left_ms > 0 && !generator.suspended() ? static_cast<uint64_t>(left_ms / 1000) : 0);
+    if (const int64_t confirmed = generator.lease_confirmed_unix_micros(); confirmed > 0) {
+      w.Header("katsubushi_lease_confirmation_age_seconds", "gauge",
+               "Seconds since the worker id lease was last granted or confirmed (renewals: every second).");
+      const int64_t age_ms = now_ms - confirmed / 1000;
+      w.Sample("katsubushi_lease_confirmation_age_seconds",
+               static_cast<double>(age_ms > 0 ? age_ms : 0) / 1000);
+    }
   }
   w.Header("katsubushi_id_time_remaining_seconds", "gauge",
            "Seconds until the ID layout's time field is exhausted.");

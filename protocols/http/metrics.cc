@@ -1,6 +1,7 @@
 #include "http/metrics.h"
 
 #include <charconv>
+#include <cmath>
 #include <chrono>
 #include <cstdint>
 
@@ -68,10 +69,16 @@ class Writer {
   void Append(const Parts&... parts) {
     (out_->append(std::string_view(parts)), ...);
   }
-  // The shortest text that reads back as the same double (Go's strconv 'g').
+  // The shortest text that reads back as the same double, spelled as Go's
+  // client library does (strconv 'g'): le="0.0001", le="5e-06", so the bucket
+  // labels match other exporters' for the same bounds.
   void AppendDouble(double value) {
-    char text[32];
-    const auto [end, ec] = std::to_chars(text, text + sizeof text, value);
+    const double magnitude = std::abs(value);
+    const bool scientific = (magnitude != 0 && magnitude < 1e-4) || magnitude >= 1e21;
+    char text[64];
+    const auto [end, ec] = std::to_chars(
+        text, text + sizeof text, value,
+        scientific ? std::chars_format::scientific : std::chars_format::fixed);
     out_->append(text, end);
   }
   // The exposition format's escapes in a label value: backslash, quote, newline.
@@ -97,7 +104,7 @@ class Writer {
 std::string RenderMetrics(const StatsSnapshot& s, const GeneratorCore& generator,
                           std::string_view version, bool healthy) {
   std::string out;
-  out.reserve(4096);
+  out.reserve(16384);  // about 9 KiB with the histograms
   Writer w(&out);
 
   w.Header("katsubushi_build_info", "gauge", "Build information; the value is always 1.");

@@ -200,6 +200,8 @@ TEST(MetricsTest, RequestDurationHistogramPerFront) {
         "katsubushi_request_duration_seconds_bucket{front=\"memcache_text\",le=\"5e-06\"} 5\n",
         "katsubushi_request_duration_seconds_bucket{front=\"memcache_text\",le=\"1e-05\"} 5\n",
         "katsubushi_request_duration_seconds_bucket{front=\"memcache_text\",le=\"5e-05\"} 6\n",
+        "katsubushi_request_duration_seconds_bucket{front=\"memcache_text\",le=\"0.0001\"} 6\n",
+        "katsubushi_request_duration_seconds_bucket{front=\"memcache_text\",le=\"0.0005\"} 6\n",
         "katsubushi_request_duration_seconds_bucket{front=\"memcache_text\",le=\"1\"} 6\n",
         "katsubushi_request_duration_seconds_bucket{front=\"memcache_text\",le=\"+Inf\"} 7\n",
         "katsubushi_request_duration_seconds_sum{front=\"memcache_text\"} 3.000057\n",

@@ -22,13 +22,14 @@ import struct
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
 import grpc
 import pytest
 
-from conftest import ROOT, free_port, wait_listening
+from conftest import ROOT, free_port, stop_process, wait_listening
 from test_redis_lease import RedisServer, wait_for
 
 PROMTOOL = "/usr/bin/promtool"
@@ -73,13 +74,7 @@ class LeasedServer:
             c.close()
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +94,15 @@ def recv_until(sock, end):
     data = b""
     while not data.endswith(end):
         chunk = sock.recv(4096)
+        assert chunk, "connection closed"
+        data += chunk
+    return data
+
+
+def recv_until_len(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
         assert chunk, "connection closed"
         data += chunk
     return data
@@ -161,15 +165,6 @@ class Load:
         self.http.close()
         self.channel.close()
         assert not self.errors, self.errors
-
-
-def recv_until_len(sock, n):
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        assert chunk, "connection closed"
-        data += chunk
-    return data
 
 
 def histogram_counts(metrics_text):
@@ -246,13 +241,7 @@ scrape_configs:
             return json.load(e)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.log.close()
 
 

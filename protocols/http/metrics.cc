@@ -37,31 +37,30 @@ class Writer {
   // _sum and _count (the +Inf bucket's value, as the format requires).
   void Histogram(std::string_view name, std::string_view label, std::string_view label_value,
                  const LatencySnapshot& h) {
+    // Starts `name``suffix`{label="value" (the caller closes the braces).
+    const auto open = [&](std::string_view suffix) {
+      Append(name, suffix, "{", label, "=\"");
+      AppendLabelValue(label_value);
+      Append("\"");
+    };
     uint64_t cumulative = 0;
     for (size_t i = 0; i < kLatencyBuckets; ++i) {
       cumulative += h.counts[i];
-      Append(name, "_bucket{", label, "=\"");
-      AppendLabelValue(label_value);
-      Append("\",le=\"");
+      open("_bucket");
+      Append(",le=\"");
       if (i < kLatencyBucketBoundsNanos.size()) {
         AppendDouble(static_cast<double>(kLatencyBucketBoundsNanos[i]) / 1e9);
       } else {
         Append("+Inf");
       }
-      Append("\"} ");
-      out_->append(std::to_string(cumulative));
-      out_->push_back('\n');
+      Append("\"} ", std::to_string(cumulative), "\n");
     }
-    Append(name, "_sum{", label, "=\"");
-    AppendLabelValue(label_value);
-    Append("\"} ");
+    open("_sum");
+    Append("} ");
     AppendDouble(static_cast<double>(h.sum_nanos) / 1e9);
-    out_->push_back('\n');
-    Append(name, "_count{", label, "=\"");
-    AppendLabelValue(label_value);
-    Append("\"} ");
-    out_->append(std::to_string(cumulative));
-    out_->push_back('\n');
+    Append("\n");
+    open("_count");
+    Append("} ", std::to_string(cumulative), "\n");
   }
 
  private:

@@ -31,6 +31,7 @@ import pytest
 
 from conftest import ROOT, free_port, stop_process, wait_listening
 from test_redis_lease import RedisServer, wait_for
+from test_shutdown import binary_get, read_binary_reply, read_until
 
 PROMTOOL = "/usr/bin/promtool"
 PROMETHEUS = "/usr/bin/prometheus"
@@ -90,24 +91,6 @@ def server(katsubushi_bin):
         redis_server.stop()
 
 
-def recv_until(sock, end):
-    data = b""
-    while not data.endswith(end):
-        chunk = sock.recv(4096)
-        assert chunk, "connection closed"
-        data += chunk
-    return data
-
-
-def recv_until_len(sock, n):
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        assert chunk, "connection closed"
-        data += chunk
-    return data
-
-
 class Load:
     """One client per front, taking turns on one thread until stopped."""
 
@@ -125,14 +108,9 @@ class Load:
 
     def one_round(self):
         self.text.sendall(b"get a b\r\n")
-        assert recv_until(self.text, b"END\r\n").startswith(b"VALUE a 0 ")
-        # Binary GET, no key: magic, opcode 0, key length 0, extras 0, body 0.
-        self.binary.sendall(struct.pack(">BBHBBHIIQ", 0x80, 0, 0, 0, 0, 0, 0, 0, 0))
-        header = recv_until_len(self.binary, 24)
-        body_len = struct.unpack(">I", header[8:12])[0]
-        status = struct.unpack(">H", header[6:8])[0]
-        recv_until_len(self.binary, body_len)
-        assert status == 0
+        assert read_until(self.text, b"END\r\n").startswith(b"VALUE a 0 ")
+        self.binary.sendall(binary_get())
+        assert struct.unpack(">H", read_binary_reply(self.binary)[6:8])[0] == 0  # status
         self.http.request("GET", "/id")
         r = self.http.getresponse()
         r.read()

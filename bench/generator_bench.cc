@@ -4,6 +4,10 @@
 //   BM_NextNoWait        CPU cost of Next() with a clock that never makes it wait
 //   BM_NextRealClock     IDs/s on the production clock, against the format ceiling
 //   BM_NextNRealClock    the same through 100-ID batches
+//   BM_ObserveDuration   what a front adds per request (or per memcached read
+//                        batch) for katsubushi_request_duration_seconds: one
+//                        steady_clock read and LatencyHistogram::Observe, beside
+//                        the bare clock read (BM_SteadyClockRead)
 //
 // Real-clock runs report `ceiling_ratio` = IDs/s / 4,096,000 (the hard ceiling
 // of one worker in the default layout); the foundation issue asks for >= 0.97
@@ -17,6 +21,7 @@
 
 #include "katsubushi/clock.h"
 #include "katsubushi/generator_core.h"
+#include "katsubushi/latency_histogram.h"
 
 namespace katsubushi {
 namespace {
@@ -60,6 +65,18 @@ void BM_ClockRead_Fast(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(clock.NowUnixMicros());
 }
 BENCHMARK(BM_ClockRead_Fast);
+
+void BM_SteadyClockRead(benchmark::State& state) {
+  for (auto _ : state) benchmark::DoNotOptimize(std::chrono::steady_clock::now());
+}
+BENCHMARK(BM_SteadyClockRead);
+
+void BM_ObserveDuration(benchmark::State& state) {
+  static LatencyHistogram histogram;  // shared: threads write their own shards
+  const auto started = std::chrono::steady_clock::now();
+  for (auto _ : state) histogram.Observe(std::chrono::steady_clock::now() - started);
+}
+BENCHMARK(BM_ObserveDuration)->Threads(1)->Threads(2);
 
 void BM_NextNoWait(benchmark::State& state) {
   static FastClock clock;

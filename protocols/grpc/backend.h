@@ -11,6 +11,7 @@
 // Thread safety: implementations must be callable from any gRPC thread.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -39,6 +40,9 @@ class Backend {
   virtual Result<uint64_t> NextId() = 0;
   virtual Status NextIds(std::span<uint64_t> out) = 0;
   virtual StatsFields GetStats() = 0;
+  // A call answered `duration` after its request arrived (the request
+  // received from the completion queue until the reply's write completed).
+  virtual void ObserveDuration(std::chrono::nanoseconds duration) = 0;
   // Whether IDs can be issued now (grpc.health.v1 SERVING).
   virtual Status Health() = 0;
 };

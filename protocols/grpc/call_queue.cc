@@ -4,6 +4,7 @@
 
 #include <grpc/support/time.h>
 
+#include <chrono>
 #include <span>
 #include <string>
 #include <utility>
@@ -96,10 +97,12 @@ class UnaryCall final : public Call {
 
   bool Proceed(bool ok, ReplyCoalescer& coalescer) override {
     if (replying_) {
+      if (ok) env_.backend.ObserveDuration(std::chrono::steady_clock::now() - received_at_);
       env_.calls.fetch_sub(1);
       return true;
     }
     if (!ok) return true;  // shutting down: no request will come
+    received_at_ = std::chrono::steady_clock::now();
     env_.calls.fetch_add(1);
     Await(service_, method_, handler_, env_);  // keep the queue's calls waiting
     replying_ = true;
@@ -128,6 +131,7 @@ class UnaryCall final : public Call {
   Response response_;
   grpc::ServerAsyncResponseWriter<Response> responder_{&context_};
   bool replying_ = false;
+  std::chrono::steady_clock::time_point received_at_;
 };
 
 using GeneratorService = katsubushi::Generator::AsyncService;

@@ -27,6 +27,9 @@ class CoreBackend final : public Backend {
   Result<uint64_t> NextId() override;
   Status NextIds(std::span<uint64_t> out) override;
   StatsFields GetStats() override;
+  void ObserveDuration(std::chrono::nanoseconds duration) override {
+    stats_.ObserveDuration(Front::kGrpc, duration);
+  }
   Status Health() override;
 
  private:

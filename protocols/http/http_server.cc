@@ -5,6 +5,7 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <chrono>
 #include <memory>
 #include <optional>
 
@@ -73,6 +74,7 @@ class Session final : public net::Connection, public std::enable_shared_from_thi
         ec == beast::error::timeout || stopping_) {
       return Close();
     }
+    read_at_ = std::chrono::steady_clock::now();
     if (ec) {
       // A malformed or oversized request: answer in HTTP's terms, then close,
       // since the rest of the stream cannot be framed.
@@ -106,6 +108,9 @@ class Session final : public net::Connection, public std::enable_shared_from_thi
 
   void OnWrite(beast::error_code ec) {
     writing_ = false;
+    if (!ec) {
+      context_.stats.ObserveDuration(Front::kHttp, std::chrono::steady_clock::now() - read_at_);
+    }
     if (ec || !keep_alive_) return Close();
     if (stopping_) return CloseGracefully();
     Read();
@@ -130,6 +135,7 @@ class Session final : public net::Connection, public std::enable_shared_from_thi
   std::optional<beast::http::request_parser<beast::http::string_body>> parser_;
   std::optional<Response> response_;
   std::string out_;
+  std::chrono::steady_clock::time_point read_at_;  // the request being answered was read
   bool keep_alive_ = false;
   bool writing_ = false;
   bool stopping_ = false;

@@ -1,5 +1,7 @@
 #include "http/metrics.h"
 
+#include <charconv>
+#include <cmath>
 #include <chrono>
 #include <cstdint>
 
@@ -18,6 +20,11 @@ class Writer {
     out_->append(std::to_string(value));
     out_->push_back('\n');
   }
+  void Sample(std::string_view name, double value) {
+    Append(name, " ");
+    AppendDouble(value);
+    out_->push_back('\n');
+  }
   void Labeled(std::string_view name, std::string_view label, std::string_view label_value,
                uint64_t value) {
     Append(name, "{", label, "=\"");
@@ -26,11 +33,52 @@ class Writer {
     out_->append(std::to_string(value));
     out_->push_back('\n');
   }
+  // A histogram's series for one value of `label`: cumulative buckets, then
+  // _sum and _count (the +Inf bucket's value, as the format requires).
+  void Histogram(std::string_view name, std::string_view label, std::string_view label_value,
+                 const LatencySnapshot& h) {
+    // Starts `name``suffix`{label="value" (the caller closes the braces).
+    const auto open = [&](std::string_view suffix) {
+      Append(name, suffix, "{", label, "=\"");
+      AppendLabelValue(label_value);
+      Append("\"");
+    };
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < kLatencyBuckets; ++i) {
+      cumulative += h.counts[i];
+      open("_bucket");
+      Append(",le=\"");
+      if (i < kLatencyBucketBoundsNanos.size()) {
+        AppendDouble(static_cast<double>(kLatencyBucketBoundsNanos[i]) / 1e9);
+      } else {
+        Append("+Inf");
+      }
+      Append("\"} ", std::to_string(cumulative), "\n");
+    }
+    open("_sum");
+    Append("} ");
+    AppendDouble(static_cast<double>(h.sum_nanos) / 1e9);
+    Append("\n");
+    open("_count");
+    Append("} ", std::to_string(cumulative), "\n");
+  }
 
  private:
   template <typename... Parts>
   void Append(const Parts&... parts) {
     (out_->append(std::string_view(parts)), ...);
+  }
+  // The shortest text that reads back as the same double, spelled as Go's
+  // client library does (strconv 'g'): le="0.0001", le="5e-06", so the bucket
+  // labels match other exporters' for the same bounds.
+  void AppendDouble(double value) {
+    const double magnitude = std::abs(value);
+    const bool scientific = (magnitude != 0 && magnitude < 1e-4) || magnitude >= 1e21;
+    char text[64];
+    const auto [end, ec] = std::to_chars(
+        text, text + sizeof text, value,
+        scientific ? std::chars_format::scientific : std::chars_format::fixed);
+    out_->append(text, end);
   }
   // The exposition format's escapes in a label value: backslash, quote, newline.
   void AppendLabelValue(std::string_view v) {
@@ -55,7 +103,7 @@ class Writer {
 std::string RenderMetrics(const StatsSnapshot& s, const GeneratorCore& generator,
                           std::string_view version, bool healthy) {
   std::string out;
-  out.reserve(4096);
+  out.reserve(16384);  // about 9 KiB with the histograms
   Writer w(&out);
 
   w.Header("katsubushi_build_info", "gauge", "Build information; the value is always 1.");
@@ -101,6 +149,13 @@ std::string RenderMetrics(const StatsSnapshot& s, const GeneratorCore& generator
               s.total_connections_by_front[i]);
   }
 
+  w.Header("katsubushi_request_duration_seconds", "histogram",
+           "Time from a request's last byte read to its reply handed to the socket, by front.");
+  for (size_t i = 0; i < kFrontCount; ++i) {
+    w.Histogram("katsubushi_request_duration_seconds", "front", FrontName(static_cast<Front>(i)),
+                s.duration_by_front[i]);
+  }
+
   const GeneratorCounters g = generator.counters();
   w.Header("katsubushi_generator_waits_total", "counter",
            "Times a request waited for the clock (a millisecond's sequence was used up).");
@@ -124,6 +179,13 @@ std::string RenderMetrics(const StatsSnapshot& s, const GeneratorCore& generator
     const int64_t left_ms = until / 1000 - now_ms;
     w.Sample("katsubushi_lease_remaining_seconds", "",
              left_ms > 0 && !generator.suspended() ? static_cast<uint64_t>(left_ms / 1000) : 0);
+    if (const int64_t confirmed = generator.lease_confirmed_unix_micros(); confirmed > 0) {
+      w.Header("katsubushi_lease_confirmation_age_seconds", "gauge",
+               "Seconds since the worker id lease was last granted or confirmed (renewals: every second).");
+      const int64_t age_ms = now_ms - confirmed / 1000;
+      w.Sample("katsubushi_lease_confirmation_age_seconds",
+               static_cast<double>(age_ms > 0 ? age_ms : 0) / 1000);
+    }
   }
   w.Header("katsubushi_id_time_remaining_seconds", "gauge",
            "Seconds until the ID layout's time field is exhausted.");

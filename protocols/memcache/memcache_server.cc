@@ -67,6 +67,7 @@ class Connection final : public net::Connection,
 
   void OnRead(boost::system::error_code ec, size_t n) {
     if (ec) return Close();
+    const Clock::time_point read_at = Clock::now();
     input_.Commit(n);
     if (!session_) {
       const auto first = static_cast<uint8_t>(input_.pending()[0]);
@@ -80,8 +81,6 @@ class Connection final : public net::Connection,
     std::string& out = write_buffer;
     ResetOutput(&out);
     const ProcessResult result = session_->Process(input_.pending(), &out);
-    // Idle means no complete command: bytes of a partial one do not count.
-    if (result.completed > 0) last_active_ = Clock::now();
     // Keep only what the session left: a partial request, < kMaxPendingBytes.
     input_.Consume(result.consumed);
     close_after_write_ = result.close || stopping_;
@@ -90,6 +89,12 @@ class Connection final : public net::Connection,
     if (!out.empty()) {
       written = socket_.write_some(asio::buffer(out), ec);
       if (ec && ec != asio::error::would_block && ec != asio::error::try_again) return Close();
+    }
+    if (result.completed > 0) {
+      // Idle means no complete command: bytes of a partial one do not count.
+      last_active_ = Clock::now();
+      // Every request of the batch waited for the batch's one write.
+      context_.stats.ObserveDuration(front_, last_active_ - read_at, result.completed);
     }
     if (written < out.size()) {
       unsent_.assign(out, written);

@@ -225,6 +225,7 @@ Status GeneratorCore::Resume(uint32_t worker_id, int64_t valid_until_micros) {
   // can only refuse (an expired one) or issue before the previous deadline,
   // which the new lease also covers.
   lease_valid_until_micros_.store(valid_until_micros, std::memory_order_release);
+  NoteLeaseConfirmed(valid_until_micros);
   uint64_t state = state_.load(std::memory_order_relaxed);
   while (!state_.compare_exchange_weak(
       state, (state & kSlotMask) | uint64_t{worker_id} << kWorkerShift,
@@ -235,6 +236,14 @@ Status GeneratorCore::Resume(uint32_t worker_id, int64_t valid_until_micros) {
 
 void GeneratorCore::ExtendLease(int64_t valid_until_micros) {
   lease_valid_until_micros_.store(valid_until_micros, std::memory_order_release);
+  NoteLeaseConfirmed(valid_until_micros);
+}
+
+void GeneratorCore::NoteLeaseConfirmed(int64_t valid_until_micros) {
+  // A deadline already past revokes (a lease that could not be confirmed);
+  // only one ahead confirms.
+  const int64_t now = clock_.NowUnixMicros();
+  if (valid_until_micros > now) lease_confirmed_micros_.store(now, std::memory_order_relaxed);
 }
 
 bool GeneratorCore::suspended() const {

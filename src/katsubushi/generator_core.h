@@ -185,6 +185,11 @@ class GeneratorCore {
   int64_t lease_valid_until_micros() const {
     return lease_valid_until_micros_.load(std::memory_order_acquire);
   }
+  // When Resume()/ExtendLease() last set a deadline still ahead (a lease
+  // granted or confirmed), on this generator's clock; 0 if never. For metrics.
+  int64_t lease_confirmed_unix_micros() const {
+    return lease_confirmed_micros_.load(std::memory_order_relaxed);
+  }
 
   // The time on this generator's clock, which its lease deadline is on.
   int64_t NowUnixMicros() const { return clock_.NowUnixMicros(); }
@@ -216,6 +221,8 @@ class GeneratorCore {
   // The refusal for a clock too far behind the last slot `last`: a floor
   // nothing has been issued above yet is a watermark being waited out.
   Status BehindLastSlot(uint64_t last);
+  // Records the time of a grant or confirmation (lease_confirmed_unix_micros).
+  void NoteLeaseConfirmed(int64_t valid_until_micros);
 
   Clock& clock_;
   const IdLayout layout_;
@@ -230,6 +237,8 @@ class GeneratorCore {
   std::atomic<int64_t> lease_valid_until_micros_;
   // The last floor AdvancePast() set (0: none). Read only to word a refusal.
   std::atomic<uint64_t> floor_slot_{0};
+  // Written by the lease owner about once a second; read only by metrics.
+  std::atomic<int64_t> lease_confirmed_micros_{0};
 
   alignas(64) std::atomic<uint64_t> waits_{0};
   std::atomic<uint64_t> rollbacks_absorbed_{0};

@@ -17,11 +17,10 @@ std::string_view FrontName(Front front) {
   return "unknown";
 }
 
-size_t ShardedCounter::ShardIndex() {
-  // Threads take shards round-robin in the order they first count something;
-  // io threads are few and long-lived, so each usually gets a shard to itself.
+size_t ThisThreadStatsShard() {
   static std::atomic<size_t> next_shard{0};
-  thread_local const size_t shard = next_shard.fetch_add(1, std::memory_order_relaxed) % kShards;
+  thread_local const size_t shard =
+      next_shard.fetch_add(1, std::memory_order_relaxed) % kStatsShards;
   return shard;
 }
 
@@ -71,6 +70,7 @@ StatsSnapshot Stats::Snapshot() const {
     s.cmd_get_by_front[i] = f.cmd_get.Sum();
     s.ids_by_front[i] = f.ids.Sum();
     s.misses_by_front[i] = f.misses.load(std::memory_order_relaxed);
+    s.duration_by_front[i] = f.duration.Snapshot();
     s.curr_connections += s.curr_connections_by_front[i];
     s.total_connections += s.total_connections_by_front[i];
     s.cmd_get += s.cmd_get_by_front[i];

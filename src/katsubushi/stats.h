@@ -8,6 +8,7 @@
 // Hot-path cost: each Add is one uncontended relaxed fetch_add, because the
 // hot counters are sharded across cache lines and each thread writes its own
 // shard. Reads sum the shards and are meant for stats requests, not hot paths.
+// Request durations go to a LatencyHistogram per front, sharded the same way.
 //
 // Thread safety: every method may be called from any thread.
 #pragma once
@@ -20,6 +21,8 @@
 #include <string_view>
 
 #include "katsubushi/generator_core.h"
+#include "katsubushi/latency_histogram.h"
+#include "katsubushi/stats_shards.h"
 #include "katsubushi/status.h"
 
 namespace katsubushi {
@@ -38,17 +41,17 @@ std::string_view FrontName(Front front);
 // A counter written from many threads without sharing a cache line.
 class ShardedCounter {
  public:
-  static constexpr size_t kShards = 8;
+  static constexpr size_t kShards = kStatsShards;
 
-  void Add(uint64_t n) { cells_[ShardIndex()].value.fetch_add(n, std::memory_order_relaxed); }
+  void Add(uint64_t n) {
+    cells_[ThisThreadStatsShard()].value.fetch_add(n, std::memory_order_relaxed);
+  }
   uint64_t Sum() const;
 
  private:
   struct alignas(64) Cell {
     std::atomic<uint64_t> value{0};
   };
-  static size_t ShardIndex();
-
   std::array<Cell, kShards> cells_{};
 };
 
@@ -68,6 +71,7 @@ struct StatsSnapshot {
   std::array<uint64_t, kFrontCount> ids_by_front{};
   std::array<uint64_t, kFrontCount> misses_by_front{};
   std::array<uint64_t, kIssueErrorCount> misses_by_error{};
+  std::array<LatencySnapshot, kFrontCount> duration_by_front{};
 };
 
 class Stats {
@@ -85,6 +89,12 @@ class Stats {
   void CountIssued(Front front, uint64_t ids) { PerFront(front).ids.Add(ids); }
   // `ids` is how many IDs the failed request asked for.
   void CountFailed(Front front, const Status& error, uint64_t ids = 1);
+  // `requests` requests of `front` answered after `duration` each, measured
+  // by the front from the request's arrival (its last byte read) to its reply
+  // handed to the socket.
+  void ObserveDuration(Front front, std::chrono::nanoseconds duration, uint64_t requests = 1) {
+    PerFront(front).duration.Observe(duration, requests);
+  }
 
   StatsSnapshot Snapshot() const;
 
@@ -95,6 +105,7 @@ class Stats {
     std::atomic<uint64_t> misses{0};
     std::atomic<uint64_t> curr_connections{0};
     std::atomic<uint64_t> total_connections{0};
+    LatencyHistogram duration;
   };
   FrontCounters& PerFront(Front front) { return fronts_[static_cast<size_t>(front)]; }
 

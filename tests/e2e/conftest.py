@@ -45,6 +45,18 @@ def wait_listening(port, proc, timeout=10.0):
     raise RuntimeError(f"katsubushi did not listen on {port} within {timeout}s")
 
 
+def stop_process(proc, sig=signal.SIGTERM, timeout=10):
+    """Signals a process we started, kills it if it outlives `timeout`; its exit status."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
 @pytest.fixture(scope="session")
 def katsubushi_bin():
     path = os.environ.get("KATSUBUSHI_BIN")
@@ -71,14 +83,7 @@ class Server:
         wait_listening(self.port, self.proc)
 
     def stop(self, sig=signal.SIGTERM, timeout=10):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return stop_process(self.proc, sig, timeout)
 
 
 @pytest.fixture

@@ -164,6 +164,54 @@ TEST(MetricsTest, LeaseRemainingIsOnTheGeneratorsClock) {
   EXPECT_NE(text.find("katsubushi_lease_remaining_seconds 2\n"), std::string::npos) << text;
 }
 
+TEST(MetricsTest, LeaseConfirmationAgeCountsFromTheLastRenewal) {
+  ManualClock clock(kNowMillis * 1000);
+  GeneratorOptions options;
+  options.start_suspended = true;
+  auto generator = std::move(GeneratorCore::Create(clock, options)).value();
+  Stats stats;
+  EXPECT_EQ(RenderMetrics(stats.Snapshot(), *generator, "v", true).find("confirmation_age"),
+            std::string::npos);  // no lease yet
+  ASSERT_TRUE(generator->Resume(kWorker, (kNowMillis + 60'000) * 1000).ok());
+  clock.AdvanceMillis(2'500);
+  std::string text = RenderMetrics(stats.Snapshot(), *generator, "v", true);
+  EXPECT_NE(text.find("katsubushi_lease_confirmation_age_seconds 2.5\n"), std::string::npos) << text;
+  generator->ExtendLease((kNowMillis + 62'500) * 1000);  // a renewal
+  clock.AdvanceMillis(250);
+  text = RenderMetrics(stats.Snapshot(), *generator, "v", true);
+  EXPECT_NE(text.find("katsubushi_lease_confirmation_age_seconds 0.25\n"), std::string::npos) << text;
+  generator->ExtendLease(INT64_MIN);  // could not be confirmed: revoked, not confirmed
+  clock.AdvanceMillis(1'000);
+  text = RenderMetrics(stats.Snapshot(), *generator, "v", true);
+  EXPECT_NE(text.find("katsubushi_lease_confirmation_age_seconds 1.25\n"), std::string::npos) << text;
+}
+
+TEST(MetricsTest, RequestDurationHistogramPerFront) {
+  ManualClock clock(kNowMillis * 1000);
+  auto generator = std::move(GeneratorCore::Create(clock, GeneratorOptions{.worker_id = kWorker})).value();
+  Stats stats;
+  stats.ObserveDuration(Front::kMemcacheText, std::chrono::microseconds(3), 4);  // a batch of 4
+  stats.ObserveDuration(Front::kMemcacheText, std::chrono::microseconds(5));     // le is inclusive
+  stats.ObserveDuration(Front::kMemcacheText, std::chrono::microseconds(40));
+  stats.ObserveDuration(Front::kMemcacheText, std::chrono::seconds(3));  // beyond the last bound
+  const std::string text = RenderMetrics(stats.Snapshot(), *generator, "v", true);
+  for (const char* line :
+       {"# TYPE katsubushi_request_duration_seconds histogram\n",
+        "katsubushi_request_duration_seconds_bucket{front=\"memcache_text\",le=\"5e-06\"} 5\n",
+        "katsubushi_request_duration_seconds_bucket{front=\"memcache_text\",le=\"1e-05\"} 5\n",
+        "katsubushi_request_duration_seconds_bucket{front=\"memcache_text\",le=\"5e-05\"} 6\n",
+        "katsubushi_request_duration_seconds_bucket{front=\"memcache_text\",le=\"0.0001\"} 6\n",
+        "katsubushi_request_duration_seconds_bucket{front=\"memcache_text\",le=\"0.0005\"} 6\n",
+        "katsubushi_request_duration_seconds_bucket{front=\"memcache_text\",le=\"1\"} 6\n",
+        "katsubushi_request_duration_seconds_bucket{front=\"memcache_text\",le=\"+Inf\"} 7\n",
+        "katsubushi_request_duration_seconds_sum{front=\"memcache_text\"} 3.000057\n",
+        "katsubushi_request_duration_seconds_count{front=\"memcache_text\"} 7\n",
+        "katsubushi_request_duration_seconds_bucket{front=\"grpc\",le=\"+Inf\"} 0\n",
+        "katsubushi_request_duration_seconds_count{front=\"http\"} 0\n"}) {
+    EXPECT_NE(text.find(line), std::string::npos) << line << text;
+  }
+}
+
 TEST_F(HttpRouterTest, Decode) {
   Response r = Get("/decode?id=283890203179880448");
   EXPECT_EQ(r.result_int(), 200);

@@ -35,6 +35,47 @@ TEST(StatsTest, CountsKeepGoKatsubushiMeaningAndSplitByFront) {
   EXPECT_GE(s.uptime_seconds, 0);
 }
 
+TEST(LatencyHistogramTest, BucketBoundsAreInclusiveUpperBounds) {
+  EXPECT_EQ(LatencyHistogram::BucketOf(0), 0u);
+  EXPECT_EQ(LatencyHistogram::BucketOf(5'000), 0u);
+  EXPECT_EQ(LatencyHistogram::BucketOf(5'001), 1u);
+  EXPECT_EQ(LatencyHistogram::BucketOf(1'000'000'000), kLatencyBuckets - 2);
+  EXPECT_EQ(LatencyHistogram::BucketOf(1'000'000'001), kLatencyBuckets - 1);  // +Inf
+  EXPECT_EQ(LatencyHistogram::BucketOf(UINT64_MAX), kLatencyBuckets - 1);
+}
+
+TEST(LatencyHistogramTest, CountsBatchesAndSumsAcrossThreads) {
+  LatencyHistogram h;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&h] {
+      for (int i = 0; i < 1000; ++i) {
+        h.Observe(std::chrono::microseconds(20));       // 25 µs bucket
+        h.Observe(std::chrono::microseconds(300), 3);  // 500 µs bucket, a batch of 3
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  h.Observe(std::chrono::nanoseconds(-5));  // a clock oddity counts as 0, not 2^64
+  const LatencySnapshot s = h.Snapshot();
+  EXPECT_EQ(s.counts[LatencyHistogram::BucketOf(20'000)], 8000u);
+  EXPECT_EQ(s.counts[LatencyHistogram::BucketOf(300'000)], 24'000u);
+  EXPECT_EQ(s.counts[0], 1u);
+  EXPECT_EQ(s.count(), 32'001u);
+  EXPECT_EQ(s.sum_nanos, uint64_t{8000} * 20'000 + uint64_t{24'000} * 300'000);
+}
+
+TEST(StatsTest, DurationsAreKeptPerFront) {
+  Stats stats;
+  stats.ObserveDuration(Front::kGrpc, std::chrono::microseconds(7));
+  stats.ObserveDuration(Front::kHttp, std::chrono::milliseconds(2), 2);
+  const StatsSnapshot s = stats.Snapshot();
+  EXPECT_EQ(s.duration_by_front[static_cast<size_t>(Front::kGrpc)].count(), 1u);
+  EXPECT_EQ(s.duration_by_front[static_cast<size_t>(Front::kHttp)].count(), 2u);
+  EXPECT_EQ(s.duration_by_front[static_cast<size_t>(Front::kHttp)].sum_nanos, 4'000'000u);
+  EXPECT_EQ(s.duration_by_front[static_cast<size_t>(Front::kMemcacheText)].count(), 0u);
+}
+
 TEST(StatsTest, ShardedCounterSumsAcrossThreads) {
   ShardedCounter counter;
   std::vector<std::thread> threads;

@@ -203,9 +203,9 @@ class ExtensionModeTest : public ::testing::Test {
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
   bool LockHeld(uint32_t worker_id) {
-    lease::RedisClient admin(redis_.Url(kNs), lease::RedisTimeouts{});
-    lease::RedisReply reply;
-    EXPECT_TRUE(admin.Run({"EXISTS", lease::LockKey(kNs, worker_id)}, &reply));
+    redis::RedisClient admin(redis_.ClientOptions(kNs));
+    redis::RedisReply reply;
+    EXPECT_TRUE(admin.Run({}, {"EXISTS", lease::LockKey(kNs, worker_id)}, &reply));
     return reply.integer == 1;
   }
 

@@ -13,8 +13,8 @@
 #include <string>
 #include <thread>
 
-#include "katsubushi/lease/redis_client.h"
-#include "katsubushi/lease/redis_url.h"
+#include "katsubushi/redis/redis_client.h"
+#include "katsubushi/redis/redis_url.h"
 
 namespace katsubushi::lease {
 
@@ -55,13 +55,17 @@ class RedisServer {
   std::string UrlText(const std::string& ns) const {
     return "redis://127.0.0.1:" + std::to_string(port_) + "/0?ns=" + ns;
   }
-  RedisUrl Url(const std::string& ns) const { return *ParseRedisUrl(UrlText(ns)); }
+  redis::RedisClientOptions ClientOptions(const std::string& ns) const {
+    redis::RedisClientOptions options;
+    options.url = *redis::ParseRedisUrl(UrlText(ns));
+    return options;
+  }
   // Waits (bounded) until the server answers PING.
   bool Ready() const {
-    RedisClient client(Url("x"), RedisTimeouts{});
+    redis::RedisClient client(ClientOptions("x"));
     for (int i = 0; i < 100; ++i) {
-      RedisReply reply;
-      if (client.Run({"PING"}, &reply) && !reply.is_error()) return true;
+      redis::RedisReply reply;
+      if (client.Run({}, {"PING"}, &reply) && !reply.is_error()) return true;
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     return false;

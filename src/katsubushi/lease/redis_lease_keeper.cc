@@ -26,16 +26,6 @@ WorkerIdLeaseOptions LeaseOptionsOf(const RedisLeaseOptions& options) {
   return out;
 }
 
-// Why no ID can be issued, in /healthz's terms, from the last failure's text.
-Status HealthOf(const std::string& error) {
-  static constexpr Status kTlsVerify{StatusCode::kUnavailable,
-                                     "cannot reach Redis: TLS certificate verify failed"};
-  static constexpr Status kTls{StatusCode::kUnavailable, "cannot reach Redis: TLS handshake failed"};
-  if (error.find("certificate verify failed") != std::string::npos) return kTlsVerify;
-  if (error.find("TLS") != std::string::npos) return kTls;
-  return kRedisUnavailable;
-}
-
 }  // namespace
 
 RedisLeaseKeeper::RedisLeaseKeeper(GeneratorCore& generator, Clock& clock, RedisLeaseOptions options)
@@ -117,7 +107,7 @@ void RedisLeaseKeeper::Run() {
 bool RedisLeaseKeeper::Acquire() {
   std::set<uint32_t> used;
   if (!lease_.Discover(options_.discovery, [this] { return !stop_requested_.load(); }, &used)) {
-    SetRedisHealth(HealthOf(lease_.error()));
+    SetRedisHealth(RedisFailure(lease_.error()));
     if (lease_.error() != last_error_logged_) {
       last_error_logged_ = lease_.error();
       Log(LogLevel::kWarning, "cannot reach Redis to acquire a worker id (retrying): " + lease_.error());
@@ -127,7 +117,7 @@ bool RedisLeaseKeeper::Acquire() {
   if (stop_requested_.load()) return false;
   const Status acquired = lease_.Acquire(generator_, std::move(used));
   if (!acquired.ok()) {
-    SetRedisHealth(acquired == kRedisUnavailable ? HealthOf(lease_.error()) : acquired);
+    SetRedisHealth(acquired);
     if (lease_.error() != last_error_logged_) {
       last_error_logged_ = lease_.error();
       Log(LogLevel::kWarning, "cannot acquire a worker id (retrying): " + lease_.error());
@@ -165,7 +155,7 @@ void RedisLeaseKeeper::Renew() {
       return;
     case WorkerIdLease::Renewal::kNoAnswer:
       renew_failures_.fetch_add(1);
-      SetRedisHealth(HealthOf(lease_.error()));
+      SetRedisHealth(RedisFailure(lease_.error()));
       if (!fenced_ && clock_.NowUnixMicros() >= generator_.lease_valid_until_micros()) {
         fenced_ = true;
         Log(LogLevel::kError, "worker id " + std::to_string(id) +

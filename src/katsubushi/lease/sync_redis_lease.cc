@@ -49,6 +49,8 @@ Status SyncRedisLease::LastFailure() const {
   switch (failure_.load(std::memory_order_relaxed)) {
     case Failure::kNone: return Status::Ok();
     case Failure::kRedis: return kRedisUnavailable;
+    case Failure::kRedisTlsVerify: return kRedisTlsVerifyFailed;
+    case Failure::kRedisTls: return kRedisTlsFailed;
     case Failure::kNoFreeId: return kNoFreeWorkerId;
   }
   return kRedisUnavailable;
@@ -80,6 +82,8 @@ Status SyncRedisLease::LockForAttempt(std::unique_lock<std::mutex>& lock) const 
 void SyncRedisLease::RecordAttempt(const Status& outcome) {
   Failure failure = Failure::kNone;
   if (outcome == kRedisUnavailable) failure = Failure::kRedis;
+  if (outcome == kRedisTlsVerifyFailed) failure = Failure::kRedisTlsVerify;
+  if (outcome == kRedisTlsFailed) failure = Failure::kRedisTls;
   if (outcome == kNoFreeWorkerId) failure = Failure::kNoFreeId;
   if (failure == Failure::kNone) {
     if (outcome.ok()) {
@@ -132,7 +136,7 @@ Status SyncRedisLease::Renew(GeneratorCore& generator) {
       // tries again.
       generator.ExtendLease(INT64_MIN);
       Log(LogLevel::kWarning, "cannot confirm the worker id lease: " + lease_.error());
-      return kRedisUnavailable;
+      return RedisFailure(lease_.error());
     case WorkerIdLease::Renewal::kLost:
       Log(LogLevel::kError,
           "worker id " + std::to_string(id) + " lease lost (the key is no longer ours); acquiring a new one");

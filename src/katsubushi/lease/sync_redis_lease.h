@@ -106,7 +106,7 @@ class SyncRedisLease final : public LeaseRefresher {
   // learns it without waiting for the thread that holds mu_ in a Redis call.
   // retry_at is written after failure_ (release) and read first (acquire), so
   // a caller that sees a window sees its reason.
-  enum class Failure : int { kNone, kRedis, kNoFreeId };
+  enum class Failure : int { kNone, kRedis, kRedisTlsVerify, kRedisTls, kNoFreeId };
   std::atomic<Failure> failure_{Failure::kNone};
   std::atomic<int64_t> retry_at_micros_{0};
 };

@@ -6,6 +6,12 @@
 
 namespace katsubushi::lease {
 
+Status RedisFailure(const std::string& error) {
+  if (error.find("certificate verify failed") != std::string::npos) return kRedisTlsVerifyFailed;
+  if (error.find("TLS") != std::string::npos) return kRedisTlsFailed;
+  return kRedisUnavailable;
+}
+
 WorkerIdLease::WorkerIdLease(Clock& clock, WorkerIdLeaseOptions options)
     : clock_(clock), options_(std::move(options)), client_(options_.redis), rng_(SeededRng()) {}
 
@@ -57,7 +63,7 @@ Status WorkerIdLease::Acquire(GeneratorCore& generator, std::set<uint32_t> used)
   held_ = false;
   if (!ReleaseUnknownSets()) {
     SetError({});
-    return kRedisUnavailable;
+    return RedisFailure(error_);
   }
   uuid_ = NewUuid();
   const std::string& ns = options_.redis.url.ns;
@@ -82,7 +88,7 @@ Status WorkerIdLease::Acquire(GeneratorCore& generator, std::set<uint32_t> used)
       // Applied with its reply lost? Give it back as soon as Redis answers.
       if (error_reply.empty() && unknown_sets_.size() < kMaxUnknownSets) unknown_sets_.emplace_back(id, uuid_);
       SetError(error_reply);
-      return kRedisUnavailable;
+      return RedisFailure(error_);
     }
 
     // The id is ours: promise what this lease allows before anything is
@@ -104,7 +110,7 @@ Status WorkerIdLease::Acquire(GeneratorCore& generator, std::set<uint32_t> used)
           unknown_sets_.size() < kMaxUnknownSets) {
         unknown_sets_.emplace_back(id, uuid_);
       }
-      return kRedisUnavailable;
+      return RedisFailure(error_);
     }
     worker_id_ = id;
     previous_watermark_ms_ = previous;

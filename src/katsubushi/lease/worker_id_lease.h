@@ -48,6 +48,14 @@ inline constexpr Status kRedisUnavailable{StatusCode::kUnavailable,
                                           "cannot reach Redis to confirm the worker id lease"};
 inline constexpr Status kNoFreeWorkerId{StatusCode::kUnavailable,
                                         "no free worker id in the configured range"};
+// A TLS Redis whose handshake failed: what the caller most needs to know
+// (a wrong CA, an expired certificate) said in the status itself.
+inline constexpr Status kRedisTlsVerifyFailed{StatusCode::kUnavailable,
+                                              "cannot reach Redis: TLS certificate verify failed"};
+inline constexpr Status kRedisTlsFailed{StatusCode::kUnavailable, "cannot reach Redis: TLS handshake failed"};
+
+// The status for a Redis failure described by `error` (RedisClient::error()).
+Status RedisFailure(const std::string& error);
 
 struct WorkerIdLeaseOptions {
   redis::RedisClientOptions redis;
@@ -77,7 +85,7 @@ class WorkerIdLease {
                 std::set<uint32_t>* used);
 
   // Acquires a worker id not in `used` and resumes the generator under it.
-  // kRedisUnavailable, kNoFreeWorkerId, or the generator's refusal; error()
+  // A RedisFailure(), kNoFreeWorkerId, or the generator's refusal; error()
   // says why.
   Status Acquire(GeneratorCore& generator, std::set<uint32_t> used);
   Renewal Renew(GeneratorCore& generator);

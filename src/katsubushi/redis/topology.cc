@@ -163,7 +163,12 @@ class ClusterTopology final : public Topology {
       ranges_.clear();
       return nullptr;
     }
-    return Connect(*owner, error);
+    // A map may still name a master that died (its replica not yet
+    // promoted): learn the map again at the next attempt rather than knock
+    // on the dead node for ever.
+    Connection* connection = Connect(*owner, error);
+    if (connection == nullptr) ranges_.clear();
+    return connection;
   }
 
   std::unique_ptr<Connection> OpenSubscriber(std::string* error) override {

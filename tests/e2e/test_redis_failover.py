@@ -109,15 +109,20 @@ class LibraryUser:
         self.err.close()
 
 
+def longest_without_id(events, from_ms, end_ms):
+    """In seconds, from from_ms to end_ms: the stretch before the first ID
+    and the one after the last count."""
+    marks = [from_ms] + [t for t, i in events if i is not None and t >= from_ms] + [end_ms]
+    return max(b - a for a, b in zip(marks, marks[1:])) / 1000
+
+
 def after_fault(label, events, fault_ms, end_ms, window_s=20.0):
     """Prints what an instance served from the fault on and returns the
-    longest stretch without an ID from the fault to the end of the run (the
-    stretch before the first ID after it and the one after the last count)."""
+    longest stretch without an ID from the fault to the end of the run."""
     window = [(t, i) for t, i in events if fault_ms <= t < fault_ms + window_s * 1000]
     served = sum(1 for _, i in window if i is not None)
     ok = [t for t, i in events if i is not None and t >= fault_ms]
-    marks = [fault_ms] + ok + [end_ms]
-    longest = max(b - a for a, b in zip(marks, marks[1:])) / 1000
+    longest = longest_without_id(events, fault_ms, end_ms)
     failures = [t for t, i in events if i is None and t >= fault_ms]
     recovered = next((t for t in ok if failures and t > failures[0]), None)
     text = (f"{label}: in the {window_s:g} s after the fault {served} IDs served, {len(window) - served} failed; "
@@ -150,9 +155,27 @@ def assert_distinct(*id_lists):
     assert duplicates == 0, f"{duplicates} IDs issued twice"
 
 
-def wait_issuing(server, user):
+def run_until(deadline_s, collector, user):
+    """Runs both instances until deadline_s (time.time()), then stops them;
+    returns (end ms, the server's events, whether the library user was still
+    running, its events)."""
+    time.sleep(max(0.0, deadline_s - time.time()))
+    end_ms = time.time() * 1000
+    server_events = collector.stop()
+    user_running = user.end()
+    return end_ms, server_events, user_running, user.events()
+
+
+def start_instances(servers, owned, lib_path, url, tmp_path, server_ids, user_ids):
+    """The server (HTTP /id asked in a loop) and a library user, both issuing
+    for a second; returns (server, user, the server's IdCollector)."""
+    server = servers(url, min_id=server_ids[0], max_id=server_ids[1], extra=[LEASE_EXPIRY])
+    user = owned(LibraryUser(lib_path, url, user_ids[0], user_ids[1], tmp_path))
     server.wait_healthy(timeout=20)
     assert wait_until(user.issuing, 20), f"the library user issued nothing: {user.errors_text()}"
+    collector = IdCollector(server)
+    time.sleep(1.0)
+    return server, user, collector
 
 
 def test_failover_by_demotion_behind_the_endpoint_name_is_followed_without_restart(
@@ -161,22 +184,15 @@ def test_failover_by_demotion_behind_the_endpoint_name_is_followed_without_resta
     b = owned(RedisServer(directory=tmp_path, args=["--replicaof", "127.0.0.1", str(a.port)]))
     endpoint = owned(TcpRelay(a.port))
     url = f"redis://127.0.0.1:{endpoint.port}/0?ns=fo"
-    server = servers(url, min_id=1, max_id=2, extra=[LEASE_EXPIRY])
-    user = owned(LibraryUser(katsubushi_lib, url, 3, 4, tmp_path))
-    wait_issuing(server, user)
-    collector = IdCollector(server)
-    time.sleep(1.0)
+    server, user, collector = start_instances(servers, owned, katsubushi_lib, url, tmp_path, (1, 2), (3, 4))
     assert wait_until(lambda: len(b.client.keys("fo:id:*")) == 2 and same_keys(a, b, "fo:*"), 5)
 
     failover_ms = time.time() * 1000
     b.replicate(None)
     a.replicate(b.port)
     endpoint.retarget(b.port)
-    time.sleep(AFTER_FAILOVER_S)
-    end_ms = time.time() * 1000
-    server_events = collector.stop()
-    user_running = user.end()
-    user_events = user.events()
+    end_ms, server_events, user_running, user_events = run_until(
+        failover_ms / 1000 + AFTER_FAILOVER_S, collector, user)
 
     print(f"\nfailover by demotion at +0 s, run {AFTER_FAILOVER_S:g} s after it (lease 6 s)")
     server_gap = after_fault("server", server_events, failover_ms, end_ms)
@@ -197,22 +213,15 @@ def test_sentinel_primary_killed_under_load_is_followed(katsubushi_lib, servers,
     sentinels = owned(Sentinels(str(tmp_path), primary.port))
     assert wait_until(sentinels.ready, 20, interval=0.2), "the sentinels did not find each other and the replica"
     url = sentinels.url("sn")
-    server = servers(url, min_id=1, max_id=2, extra=[LEASE_EXPIRY])
-    user = owned(LibraryUser(katsubushi_lib, url, 3, 4, tmp_path))
-    wait_issuing(server, user)
-    collector = IdCollector(server)
-    time.sleep(1.0)
+    server, user, collector = start_instances(servers, owned, katsubushi_lib, url, tmp_path, (1, 2), (3, 4))
     assert wait_until(lambda: len(replica.client.keys("sn:id:*")) == 2 and same_keys(primary, replica, "sn:*"), 5)
 
     killed_ms = time.time() * 1000
     primary.stop(signal.SIGKILL)
     assert wait_until(lambda: sentinels.primary_port() == replica.port, 15, interval=0.1), "no promotion"
     promoted_ms = time.time() * 1000
-    time.sleep(max(0.0, killed_ms / 1000 + AFTER_SENTINEL_KILL_S - time.time()))
-    end_ms = time.time() * 1000
-    server_events = collector.stop()
-    user_running = user.end()
-    user_events = user.events()
+    end_ms, server_events, user_running, user_events = run_until(
+        killed_ms / 1000 + AFTER_SENTINEL_KILL_S, collector, user)
 
     print(f"\nSentinel: primary killed at +0 s, replica promoted {(promoted_ms - killed_ms) / 1000:.1f} s later")
     after_fault("server", server_events, killed_ms, end_ms, AFTER_SENTINEL_KILL_S)
@@ -222,9 +231,7 @@ def test_sentinel_primary_killed_under_load_is_followed(katsubushi_lib, servers,
     # From the promotion on, both follow it: an ID within SENTINEL_FOLLOW_S,
     # and none of them goes that long without one to the end.
     for label, events, end in (("server", server_events, end_ms), ("C ABI", user_events, user.ended_ms)):
-        ok = [t for t, i in events if i is not None and t >= promoted_ms]
-        marks = [promoted_ms] + ok + [end]
-        longest = max(b - a for a, b in zip(marks, marks[1:])) / 1000
+        longest = longest_without_id(events, promoted_ms, end)
         assert longest <= SENTINEL_FOLLOW_S, f"{label} went {longest:.1f} s without an ID after the promotion"
     assert len(replica.client.keys("sn:id:*")) == 2
 
@@ -237,12 +244,8 @@ def test_cluster_master_named_in_the_url_killed(katsubushi_lib, servers, owned, 
     low = next(i for i in range(1, 1000) if cluster.master_of(key(i)) == cluster.master_of(key(i + 1)))
     master = cluster.master_of(key(low))
     url = f"rediscluster://127.0.0.1:{master}?ns=cl"
-    server = servers(url, min_id=low, max_id=low + 1, extra=[LEASE_EXPIRY])
-    server.wait_healthy(timeout=20)
-    user = owned(LibraryUser(katsubushi_lib, url, low, low + 1, tmp_path))
-    assert wait_until(user.issuing, 20), f"the library user issued nothing: {user.errors_text()}"
-    collector = IdCollector(server)
-    time.sleep(1.0)
+    server, user, collector = start_instances(servers, owned, katsubushi_lib, url, tmp_path,
+                                              (low, low + 1), (low, low + 1))
     replica = cluster.replica_of(master)
     holders = {cluster.nodes[master].client.get(key(i)) for i in (low, low + 1)}
     assert None not in holders and len(holders) == 2
@@ -252,11 +255,8 @@ def test_cluster_master_named_in_the_url_killed(katsubushi_lib, servers, owned, 
     cluster.nodes[master].stop(signal.SIGKILL)
     assert wait_until(lambda: cluster.master_of(key(low)) == replica, 15, interval=0.1), "no takeover"
     promoted_ms = time.time() * 1000
-    time.sleep(max(0.0, killed_ms / 1000 + AFTER_CLUSTER_KILL_S - time.time()))
-    end_ms = time.time() * 1000
-    server_events = collector.stop()
-    user_running = user.end()
-    user_events = user.events()
+    end_ms, server_events, user_running, user_events = run_until(
+        killed_ms / 1000 + AFTER_CLUSTER_KILL_S, collector, user)
 
     print(f"\ncluster: master {master} (ids {low}, {low + 1}) killed at +0 s, replica {replica} took over "
           f"{(promoted_ms - killed_ms) / 1000:.1f} s later")

@@ -20,7 +20,7 @@ import redis
 import redis.cluster
 
 from conftest import free_port, ms_of, worker_of
-from redis_topology import NS, RedisServer, cluster_port
+from redis_topology import NS, RedisServer, cluster_port, wait_until as wait_for
 
 SHORT_EXPIRY = "3s"  # -lease-expiry for the fault tests: deadline 1.968 s after a renewal
 
@@ -181,15 +181,6 @@ class IdCollector:
         self.thread.join()
         self.client.close()
         return self.results
-
-
-def wait_for(predicate, timeout, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
 
 
 def assert_all_distinct(ids):

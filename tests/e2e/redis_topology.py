@@ -32,8 +32,8 @@ CLUSTER_NODE_TIMEOUT_MS = 1000
 
 
 def redis_env():
-    """The environment of a redis-server: never a sanitizer runtime preloaded
-    for the library under test."""
+    """The environment of redis-server, redis-cli and openssl: never a
+    sanitizer runtime preloaded for the library under test."""
     return {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
 
 
@@ -65,7 +65,7 @@ class Certs:
 
     def _openssl(self, *args):
         subprocess.run(["openssl", *args], check=True, timeout=60,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=redis_env())
 
     def _ca(self, name, subject):
         cert, key = self._path(f"{name}.crt"), self._path(f"{name}.key")

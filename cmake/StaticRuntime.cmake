@@ -7,6 +7,8 @@
 #   hiredis             libhiredis.a (server binaries only: Debian's archive is
 #                       not built for shared objects, so libkatsubushi.so
 #                       keeps the shared hiredis)
+#   OpenSSL             libssl.a, libcrypto.a (server binaries only, for the
+#                       same reason; rediss:// and, later, TLS fronts)
 #   spdlog, fmt         header-only, for every target (one way per build: a
 #                       binary never mixes the compiled and the header-only
 #                       spdlog)
@@ -25,6 +27,7 @@
 # Provides:
 #   katsubushi_spdlog              link target for spdlog (+ fmt)
 #   katsubushi_hiredis             link target for hiredis
+#   katsubushi_openssl             link target for OpenSSL (libssl + libcrypto)
 #   katsubushi_static_runtime(tgt) marks an executable as self-contained
 option(KATSUBUSHI_STATIC_RUNTIME
   "Link the server with a static libstdc++/libgcc, libhiredis.a and header-only spdlog/fmt (only glibc stays dynamic)"
@@ -65,6 +68,21 @@ if(KATSUBUSHI_STATIC_RUNTIME)
     "$<IF:$<BOOL:$<TARGET_PROPERTY:KATSUBUSHI_SELF_CONTAINED>>,${KATSUBUSHI_HIREDIS_ARCHIVE},PkgConfig::HIREDIS>")
 else()
   target_link_libraries(katsubushi_hiredis INTERFACE PkgConfig::HIREDIS)
+endif()
+
+# OpenSSL the same way: static for the self-contained targets, shared for
+# everything else (libkatsubushi.so, the tests, installed consumers).
+find_package(OpenSSL 3 REQUIRED)
+add_library(katsubushi_openssl INTERFACE)
+if(KATSUBUSHI_STATIC_RUNTIME)
+  get_filename_component(openssl_libdir "${OPENSSL_CRYPTO_LIBRARY}" DIRECTORY)
+  find_library(KATSUBUSHI_SSL_ARCHIVE NAMES libssl.a HINTS ${openssl_libdir} REQUIRED)
+  find_library(KATSUBUSHI_CRYPTO_ARCHIVE NAMES libcrypto.a HINTS ${openssl_libdir} REQUIRED)
+  target_include_directories(katsubushi_openssl INTERFACE ${OPENSSL_INCLUDE_DIR})
+  target_link_libraries(katsubushi_openssl INTERFACE
+    "$<IF:$<BOOL:$<TARGET_PROPERTY:KATSUBUSHI_SELF_CONTAINED>>,${KATSUBUSHI_SSL_ARCHIVE};${KATSUBUSHI_CRYPTO_ARCHIVE};${CMAKE_DL_LIBS};Threads::Threads,OpenSSL::SSL;OpenSSL::Crypto>")
+else()
+  target_link_libraries(katsubushi_openssl INTERFACE OpenSSL::SSL OpenSSL::Crypto)
 endif()
 
 # Definitions of the two newer glibc functions the static C++ runtime calls

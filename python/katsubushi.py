@@ -44,6 +44,12 @@ class _Config(ctypes.Structure):
         ("max_worker_id", ctypes.c_uint32),
         ("lease_ttl_ms", ctypes.c_uint32),
         ("js_safe_id", ctypes.c_int),
+        ("redis_tls_ca_file", ctypes.c_char_p),
+        ("redis_tls_cert_file", ctypes.c_char_p),
+        ("redis_tls_key_file", ctypes.c_char_p),
+        ("redis_tls_skip_verify", ctypes.c_int),
+        ("redis_min_replicas", ctypes.c_uint32),
+        ("redis_replica_timeout_ms", ctypes.c_int32),
     ]
 
 
@@ -108,10 +114,13 @@ def _check(lib, status):
 
 class Generator:
     """One ID generator: a static worker_id, or one leased through redis_url
-    (acquired at the first ID, never at construction)."""
+    (acquired at the first ID, never at construction). The redis_tls_* and
+    redis_*replica* arguments are kb_config's fields of the same names."""
 
     def __init__(self, redis_url=None, worker_id=0, min_worker_id=0, max_worker_id=0,
-                 lease_ttl_ms=0, js_safe_id=False):
+                 lease_ttl_ms=0, js_safe_id=False, redis_tls_ca_file=None, redis_tls_cert_file=None,
+                 redis_tls_key_file=None, redis_tls_skip_verify=False, redis_min_replicas=0,
+                 redis_replica_timeout_ms=0):
         self._lib = _load()
         config = _Config()
         self._lib.kb_config_init(ctypes.byref(config))
@@ -119,6 +128,12 @@ class Generator:
         config.redis_url = redis_url.encode() if redis_url else None
         config.min_worker_id, config.max_worker_id = min_worker_id, max_worker_id
         config.lease_ttl_ms, config.js_safe_id = lease_ttl_ms, 1 if js_safe_id else 0
+        config.redis_tls_ca_file = redis_tls_ca_file.encode() if redis_tls_ca_file else None
+        config.redis_tls_cert_file = redis_tls_cert_file.encode() if redis_tls_cert_file else None
+        config.redis_tls_key_file = redis_tls_key_file.encode() if redis_tls_key_file else None
+        config.redis_tls_skip_verify = 1 if redis_tls_skip_verify else 0
+        config.redis_min_replicas = redis_min_replicas
+        config.redis_replica_timeout_ms = redis_replica_timeout_ms
         self._handle = ctypes.c_void_p()
         _check(self._lib, self._lib.kb_open(ctypes.byref(config), ctypes.byref(self._handle)))
         self._closed = False

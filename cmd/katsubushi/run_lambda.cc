@@ -71,6 +71,12 @@ GeneratorConfig LambdaGeneratorConfig(const Config& config) {
   GeneratorConfig options;
   options.js_safe_id = config.js_safe_id;
   options.redis_url = config.redis;
+  options.redis_tls_ca_file = config.redis_tls_ca_file;
+  options.redis_tls_cert_file = config.redis_tls_cert_file;
+  options.redis_tls_key_file = config.redis_tls_key_file;
+  options.redis_tls_skip_verify = config.redis_tls_skip_verify;
+  options.redis_min_replicas = config.redis_min_replicas;
+  options.redis_replica_timeout = config.redis_replica_timeout;
   options.min_worker_id = config.min_worker_id;
   options.max_worker_id = config.max_worker_id;
   // Lambda's default TTL is GeneratorConfig's (60 s); an explicit

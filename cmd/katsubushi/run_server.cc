@@ -14,6 +14,7 @@
 #include "katsubushi/generator_core.h"
 #include "katsubushi/lease/redis_lease_keeper.h"
 #include "katsubushi/lease/state_file_keeper.h"
+#include "katsubushi/redis/redis_url.h"
 #include "katsubushi/stats.h"
 #include "katsubushi/version.h"
 #include "logging.h"
@@ -39,7 +40,16 @@ struct WorkerIdSource {
   std::string Metrics() const {
     if (!redis) return {};
     const lease::LeaseCounters c = redis->counters();
-    return http::RenderLeaseMetrics({c.acquisitions, c.losses, c.renew_failures});
+    return http::RenderLeaseMetrics({c.acquisitions, c.losses, c.renew_failures, c.redis.reconnects,
+                                     c.redis.replica_ack_failures, c.redis.eviction_possible});
+  }
+
+  // /healthz: the generator's reason, or Redis's when it is why no id is held.
+  Status Health(const GeneratorCore& generator) const {
+    const Status can_issue = generator.CanIssue();
+    if (can_issue.ok() || !redis || !generator.suspended()) return can_issue;
+    const Status redis_health = redis->redis_health();
+    return redis_health.ok() ? can_issue : redis_health;
   }
 };
 
@@ -69,7 +79,13 @@ int RunServer(const Config& config) {
   WorkerIdSource source;
   if (leased) {
     lease::RedisLeaseOptions lease_options;
-    lease_options.url = *lease::ParseRedisUrl(config.redis);  // validated by ParseConfig
+    lease_options.redis.url = *redis::ParseRedisUrl(config.redis);  // validated by ParseConfig
+    lease_options.redis.tls = {config.redis_tls_ca_file, config.redis_tls_cert_file,
+                               config.redis_tls_key_file, config.redis_tls_skip_verify};
+    lease_options.redis.replicas = {config.redis_min_replicas, config.redis_replica_timeout};
+    if (config.redis_tls_skip_verify) {
+      spdlog::warn("-redis-tls-skip-verify: Redis's certificate and name are not verified");
+    }
     lease_options.min_worker_id = config.min_worker_id;
     lease_options.max_worker_id = config.max_worker_id;
     lease_options.lease_expiry = config.lease_expiry;
@@ -123,7 +139,8 @@ int RunServer(const Config& config) {
       spdlog::info("Listening server at {}", config.sock);
     }
   }
-  const http::HttpContext http_context{*generator, stats, kVersion, {}, {},
+  const http::HttpContext http_context{*generator, stats, kVersion,
+                                       [&source, &generator] { return source.Health(*generator); }, {},
                                        [&source] { return source.Metrics(); }};
   http::HttpOptions http_options;
   http_options.port = static_cast<uint16_t>(config.http_port);

@@ -141,6 +141,15 @@ std::string RenderLeaseMetrics(const LeaseMetrics& lease) {
   w.Sample("katsubushi_lease_losses_total", "", lease.losses);
   w.Header("katsubushi_lease_renew_failures_total", "counter", "Renewals Redis did not answer.");
   w.Sample("katsubushi_lease_renew_failures_total", "", lease.renew_failures);
+  w.Header("katsubushi_redis_reconnects_total", "counter",
+           "Redis connections dropped and made anew after an error or a failover.");
+  w.Sample("katsubushi_redis_reconnects_total", "", lease.redis_reconnects);
+  w.Header("katsubushi_redis_replica_ack_failures_total", "counter",
+           "Lease writes the Redis replicas did not acknowledge in time (not relied on).");
+  w.Sample("katsubushi_redis_replica_ack_failures_total", "", lease.replica_ack_failures);
+  w.Header("katsubushi_redis_eviction_possible", "gauge",
+           "1 when the Redis holding the lease may evict its keys (maxmemory with an eviction policy).");
+  w.Sample("katsubushi_redis_eviction_possible", "", lease.eviction_possible ? 1 : 0);
   return out;
 }
 

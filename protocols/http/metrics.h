@@ -22,6 +22,9 @@ struct LeaseMetrics {
   uint64_t acquisitions = 0;
   uint64_t losses = 0;
   uint64_t renew_failures = 0;
+  uint64_t redis_reconnects = 0;
+  uint64_t replica_ack_failures = 0;
+  bool eviction_possible = false;
 };
 std::string RenderLeaseMetrics(const LeaseMetrics& lease);
 

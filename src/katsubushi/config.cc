@@ -15,7 +15,7 @@
 
 #include "katsubushi/go_duration.h"
 #include "katsubushi/id_layout.h"
-#include "katsubushi/lease/redis_url.h"
+#include "katsubushi/redis/redis_url.h"
 
 
 namespace katsubushi {
@@ -124,6 +124,24 @@ constexpr Flag kFlags[] = {
        c.lease_expiry_given = true;
        return ParseIdleTimeout(v, &c.lease_expiry);
      }},
+    {"redis-tls-ca-file", false, "string",
+     "PEM CA bundle that verifies a TLS Redis (rediss://...); default: the system's CA store", "",
+     [](Config& c, std::string_view v) -> SetError { c.redis_tls_ca_file = v; return std::nullopt; }},
+    {"redis-tls-cert-file", false, "string", "client certificate for a TLS Redis (mutual TLS), PEM", "",
+     [](Config& c, std::string_view v) -> SetError { c.redis_tls_cert_file = v; return std::nullopt; }},
+    {"redis-tls-key-file", false, "string", "private key of -redis-tls-cert-file, PEM", "",
+     [](Config& c, std::string_view v) -> SetError { c.redis_tls_key_file = v; return std::nullopt; }},
+    {"redis-tls-skip-verify", true, "",
+     "do not verify a TLS Redis's certificate and name (insecure; logged as a warning)", "false",
+     [](Config& c, std::string_view v) { return ParseBool(v, &c.redis_tls_skip_verify); }},
+    {"redis-min-replicas", false, "uint",
+     "lease writes count only once at least this many Redis replicas acknowledged them", "0",
+     [](Config& c, std::string_view v) { return ParseUint32(v, &c.redis_min_replicas); }},
+    {"redis-replica-timeout", false, "duration",
+     "how long a lease write waits for every connected replica to acknowledge it (WAIT); "
+     "0 does not wait (writes count once the primary has them)",
+     "500ms",
+     [](Config& c, std::string_view v) { return ParseIdleTimeout(v, &c.redis_replica_timeout); }},
     {"state-file", false, "string",
      "file recording the last issued time of a static -worker-id, waited out at restart", "",
      [](Config& c, std::string_view v) -> SetError { c.state_file = v; return std::nullopt; }},
@@ -291,8 +309,18 @@ void Validate(ConfigResult* result) {
     }
     // raus.New refuses a range of one id too; keep the Go behaviour.
     if (c.min_worker_id >= c.max_worker_id) return fail("max should be greater than min");
-    if (Result<lease::RedisUrl> url = lease::ParseRedisUrl(c.redis); !url.ok()) {
-      return fail(Cat({"invalid -redis URL: ", url.status().message()}));
+    Result<redis::RedisUrl> url = redis::ParseRedisUrl(c.redis);
+    if (!url.ok()) return fail(Cat({"invalid -redis URL: ", url.status().message()}));
+    const bool tls_flags = !c.redis_tls_ca_file.empty() || !c.redis_tls_cert_file.empty() ||
+                           !c.redis_tls_key_file.empty() || c.redis_tls_skip_verify;
+    if (tls_flags && !url->tls) {
+      return fail("the -redis-tls-* flags need a TLS Redis URL (rediss://, redisclusters:// or rediss-sentinel://)");
+    }
+    if (c.redis_tls_cert_file.empty() != c.redis_tls_key_file.empty()) {
+      return fail("-redis-tls-cert-file and -redis-tls-key-file go together");
+    }
+    if (c.redis_replica_timeout > Config::kMaxRedisReplicaTimeout) {
+      return fail("redis-replica-timeout must be at most 10s");
     }
     if (c.lease_expiry < Config::kMinLeaseExpiry || c.lease_expiry > Config::kMaxLeaseExpiry) {
       return fail("lease-expiry must be between 2s and 1h");

@@ -32,6 +32,8 @@ struct Config {
   static constexpr std::chrono::milliseconds kDefaultLeaseExpiry{600'000};
   static constexpr std::chrono::milliseconds kMinLeaseExpiry{2'000};
   static constexpr std::chrono::milliseconds kMaxLeaseExpiry{3'600'000};
+  static constexpr std::chrono::milliseconds kDefaultRedisReplicaTimeout{500};
+  static constexpr std::chrono::milliseconds kMaxRedisReplicaTimeout{10'000};
   // SIGTERM to exit: in-flight requests get this long (ECS sends SIGKILL 30 s
   // after SIGTERM by default; its stopTimeout must cover this plus the
   // release of the worker id).
@@ -45,7 +47,13 @@ struct Config {
   std::string log_format = "text"; // text | json
   int http_port = 0;               // 0 = off
   int grpc_port = 0;               // 0 = off
-  std::string redis;               // redis://... or rediscluster://...
+  std::string redis;               // redis://, rediss://, rediscluster://, redis-sentinel://, ...
+  std::string redis_tls_ca_file;   // empty: the system's CA store
+  std::string redis_tls_cert_file; // mutual TLS
+  std::string redis_tls_key_file;
+  bool redis_tls_skip_verify = false;
+  uint32_t redis_min_replicas = 0;
+  std::chrono::milliseconds redis_replica_timeout = kDefaultRedisReplicaTimeout;  // 0: no WAIT
   uint32_t min_worker_id = 0;      // with -redis: 0 means 1
   uint32_t max_worker_id = 0;      // with -redis: 0 means the layout's largest
   std::chrono::milliseconds lease_expiry = kDefaultLeaseExpiry;  // Redis lease key expiry

@@ -4,6 +4,7 @@ library user frozen past its lease that never issues a duplicate."""
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ import pytest
 
 import kb_ctypes
 from conftest import ms_of, worker_of
+from tcp_relay import TcpRelay
 from test_redis_lease import NS, RausParticipant, rds, wait_for  # noqa: F401  (rds is a fixture)
 
 
@@ -119,14 +121,38 @@ def test_exhausted_range_is_scanned_once_per_backoff_window(lib, rds):
     holders[1].close()
 
 
+class SetReplyDroppingRelay(TcpRelay):
+    """A relay that, while armed, lets the next SET reach Redis but drops its
+    reply: the command is applied and its reply lost (a network fault on the
+    way back), which neither a stopped Redis nor a paused one can show."""
+
+    armed = False
+    _dropping = False
+
+    def _forward(self, source):
+        if source in self._peers:
+            upstream = source.getpeername()[1] == self.upstream_port
+            if upstream and self._dropping:
+                self._dropping = self.armed = False
+                try:
+                    if source.recv(65536):
+                        return
+                except OSError:
+                    pass
+            elif not upstream and self.armed:
+                data = source.recv(65536, socket.MSG_PEEK)
+                self._dropping = b"\r\nSET\r\n" in data
+        super()._forward(source)
+
+
 def test_a_set_whose_reply_was_lost_is_given_back(lib, rds):
-    gen = kb_ctypes.Generator(lib, redis_url=rds.url(), min_id=1, max_id=3)
-    # Redis hangs: the SET NX of the first acquisition is sent, its reply
-    # never comes (timeout). Thawed, Redis applies it: the key names this
-    # generator's first uuid, and nothing was issued under it.
-    rds.proc.send_signal(signal.SIGSTOP)
+    relay = SetReplyDroppingRelay(rds.port)
+    gen = kb_ctypes.Generator(lib, redis_url=f"redis://127.0.0.1:{relay.port}/0?ns={NS}", min_id=1, max_id=3)
+    # The SET NX of the first acquisition reaches Redis and is applied; its
+    # reply never comes (timeout). The key names this generator's first uuid,
+    # and nothing was issued under it.
+    relay.armed = True
     assert gen.next_id()[0] == kb_ctypes.KB_UNAVAILABLE
-    rds.proc.send_signal(signal.SIGCONT)
     assert wait_for(lambda: len(rds.client.keys(f"{NS}:id:*")) == 1, 5)
     (stale,) = rds.client.keys(f"{NS}:id:*")
     stale_uuid = rds.client.get(stale)
@@ -141,6 +167,7 @@ def test_a_set_whose_reply_was_lost_is_given_back(lib, rds):
     assert keys[0] == f"{NS}:id:{worker_of(status[1])}"
     assert gen.close() == kb_ctypes.KB_OK
     assert rds.client.keys(f"{NS}:id:*") == []
+    relay.close()
 
 
 def run_user(lib_path, rds, min_id, max_id, ttl_ms, duration):

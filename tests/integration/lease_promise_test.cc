@@ -22,7 +22,7 @@
 #include "katsubushi/generator_core.h"
 #include "katsubushi/lease/lease_commands.h"
 #include "katsubushi/lease/raus_protocol.h"
-#include "katsubushi/lease/redis_client.h"
+#include "katsubushi/redis/redis_client.h"
 #include "katsubushi/lease/redis_lease_keeper.h"
 #include "katsubushi/lease/sync_redis_lease.h"
 
@@ -69,16 +69,17 @@ class RedisServer {
   RedisServer(const RedisServer&) = delete;
   RedisServer& operator=(const RedisServer&) = delete;
 
-  RedisUrl Url(const std::string& ns) const {
-    RedisUrl url = *ParseRedisUrl("redis://127.0.0.1:" + std::to_string(port_) + "/0?ns=" + ns);
-    return url;
+  redis::RedisClientOptions ClientOptions(const std::string& ns) const {
+    redis::RedisClientOptions options;
+    options.url = *redis::ParseRedisUrl("redis://127.0.0.1:" + std::to_string(port_) + "/0?ns=" + ns);
+    return options;
   }
   // Waits (bounded) until the server answers PING.
   bool Ready() const {
-    RedisClient client(Url("x"), RedisTimeouts{});
+    RedisClient client(ClientOptions("x"));
     for (int i = 0; i < 100; ++i) {
-      RedisReply reply;
-      if (client.Run({"PING"}, &reply) && !reply.is_error()) return true;
+      redis::RedisReply reply;
+      if (client.Run({}, {"PING"}, &reply) && !reply.is_error()) return true;
       std::this_thread::sleep_for(milliseconds(50));
     }
     return false;
@@ -95,23 +96,23 @@ class LeasePromiseTest : public ::testing::Test {
 
   // The id's watermark as Redis holds it now; -1 when absent.
   int64_t Watermark() {
-    RedisReply reply;
-    EXPECT_TRUE(admin_.Run({"GET", WatermarkKey(kNs, kWorkerId)}, &reply));
-    return reply.type == RedisReply::Type::kString ? std::stoll(reply.str) : -1;
+    redis::RedisReply reply;
+    EXPECT_TRUE(admin_.Run({}, {"GET", WatermarkKey(kNs, kWorkerId)}, &reply));
+    return reply.type == redis::RedisReply::Type::kString ? std::stoll(reply.str) : -1;
   }
   bool LockHeld() {
-    RedisReply reply;
-    EXPECT_TRUE(admin_.Run({"EXISTS", LockKey(kNs, kWorkerId)}, &reply));
+    redis::RedisReply reply;
+    EXPECT_TRUE(admin_.Run({}, {"EXISTS", LockKey(kNs, kWorkerId)}, &reply));
     return reply.integer == 1;
   }
   void DropLock() {  // the key expiring while its holder is cut off
-    RedisReply reply;
-    ASSERT_TRUE(admin_.Run({"DEL", LockKey(kNs, kWorkerId)}, &reply));
+    redis::RedisReply reply;
+    ASSERT_TRUE(admin_.Run({}, {"DEL", LockKey(kNs, kWorkerId)}, &reply));
   }
 
   SyncLeaseOptions EmbeddedOptions() {
     SyncLeaseOptions options;
-    options.url = redis_.Url(kNs);
+    options.redis = redis_.ClientOptions(kNs);
     options.min_worker_id = kWorkerId;
     options.max_worker_id = kWorkerId;
     options.ttl = milliseconds(3000);
@@ -137,7 +138,7 @@ class LeasePromiseTest : public ::testing::Test {
 
   static constexpr const char* kNs = "promise";
   RedisServer redis_;
-  RedisClient admin_{redis_.Url(kNs), RedisTimeouts{}};
+  RedisClient admin_{redis_.ClientOptions(kNs)};
 };
 
 int64_t MillisOf(uint64_t id) { return kLayout.Decode(id).unix_millis; }
@@ -219,9 +220,9 @@ TEST_F(LeasePromiseTest, CleanReleaseRecordsTheExactLastMillisecond) {
 TEST_F(LeasePromiseTest, ReleaseAfterAFailedClaimNeverLowersTheWatermark) {
   // A holder that could not read the previous watermark releases with
   // "raise": a previous holder's promise stays.
-  RedisClient client(redis_.Url(kNs), RedisTimeouts{});
-  RedisReply reply;
-  ASSERT_TRUE(client.Run({"SET", WatermarkKey(kNs, kWorkerId), std::to_string(kStartMillis + 60'000)},
+  RedisClient client(redis_.ClientOptions(kNs));
+  redis::RedisReply reply;
+  ASSERT_TRUE(client.Run({}, {"SET", WatermarkKey(kNs, kWorkerId), std::to_string(kStartMillis + 60'000)},
                          &reply));
   std::string error;
   ASSERT_EQ(SetIfAbsent(client, kNs, kWorkerId, "uuid-x", milliseconds(3000), &error), LeaseReply::kOk);
@@ -242,14 +243,14 @@ TEST_F(LeasePromiseTest, ReleaseAfterAFailedClaimNeverLowersTheWatermark) {
 TEST_F(LeasePromiseTest, KeeperRenewsWhileTheClockIsBehindTheWatermark) {
   ManualClock clock(kStartMillis * 1000);
   clock.set_auto_advance(false);
-  RedisReply reply;
+  redis::RedisReply reply;
   const int64_t far = kStartMillis + 60'000;
-  ASSERT_TRUE(admin_.Run({"SET", WatermarkKey(kNs, kWorkerId), std::to_string(far)}, &reply));
+  ASSERT_TRUE(admin_.Run({}, {"SET", WatermarkKey(kNs, kWorkerId), std::to_string(far)}, &reply));
   GeneratorOptions g;
   g.start_suspended = true;
   auto generator = std::move(GeneratorCore::Create(clock, g)).value();
   RedisLeaseOptions options;
-  options.url = redis_.Url(kNs);
+  options.redis = redis_.ClientOptions(kNs);
   options.min_worker_id = kWorkerId;
   options.max_worker_id = kWorkerId;
   options.lease_expiry = milliseconds(2000);

@@ -168,10 +168,18 @@ TEST(ConfigTest, ValidationErrorsExitOne) {
       {{"-redis=redis://localhost", "-min-worker-id=5", "-max-worker-id=5"},
        "max should be greater than min"},
       {{"-redis=http://localhost"},
-       "invalid -redis URL: invalid scheme: the Redis URL must start with redis:// or rediscluster://"},
+       "invalid -redis URL: invalid scheme: the Redis URL must start with redis://, rediss://, "
+       "rediscluster://, redisclusters://, redis-sentinel:// or rediss-sentinel://"},
       {{"-redis=rediscluster://localhost/2"},
        "invalid -redis URL: database is not supported for redis cluster"},
       {{"-redis=redis://localhost", "-lease-expiry=1s"}, "lease-expiry must be between 2s and 1h"},
+      {{"-redis=redis://localhost", "-redis-tls-ca-file=/ca.pem"},
+       "the -redis-tls-* flags need a TLS Redis URL (rediss://, redisclusters:// or rediss-sentinel://)"},
+      {{"-redis=rediss://localhost", "-redis-tls-cert-file=/c.pem"},
+       "-redis-tls-cert-file and -redis-tls-key-file go together"},
+      {{"-redis=rediss://localhost", "-redis-replica-timeout=11s"}, "redis-replica-timeout must be at most 10s"},
+      {{"-redis=redis-sentinel://s1:26379/0?ns=kb"},
+       "invalid -redis URL: a redis-sentinel:// URL needs the primary's name as #name"},
       {{"-redis=redis://localhost", "-state-file=/tmp/s"},
        "-state-file is for a static -worker-id; with -redis the watermark is kept in Redis"},
       {{"-worker-id=1", "-port=0"}, "no server is enabled"},
@@ -301,6 +309,26 @@ TEST(ConfigTest, ShutdownTimeoutFlagAndEnvironment) {
             milliseconds(2'000));
   EXPECT_EQ(Parse({"-worker-id=1", "-shutdown-timeout=5"}).exit_code, 2);  // Go wants a unit
   EXPECT_EQ(Parse({"-worker-id=1", "-shutdown-timeout=-1s"}).exit_code, 2);
+}
+
+TEST(ConfigTest, RedisTlsAndReplicaFlags) {
+  const Config defaults = ParseOk({"-redis=rediss://r:6380/0?ns=kb"});
+  EXPECT_EQ(defaults.redis_replica_timeout, milliseconds(500));
+  EXPECT_EQ(defaults.redis_min_replicas, 0u);
+  EXPECT_FALSE(defaults.redis_tls_skip_verify);
+  const Config c = ParseOk({"-redis=rediss://r:6380/0?ns=kb", "-redis-tls-ca-file=/ca.pem",
+                            "-redis-tls-cert-file=/c.pem", "-redis-tls-key-file=/k.pem",
+                            "-redis-tls-skip-verify", "-redis-min-replicas=2", "-redis-replica-timeout=0"});
+  EXPECT_EQ(c.redis_tls_ca_file, "/ca.pem");
+  EXPECT_EQ(c.redis_tls_cert_file, "/c.pem");
+  EXPECT_EQ(c.redis_tls_key_file, "/k.pem");
+  EXPECT_TRUE(c.redis_tls_skip_verify);
+  EXPECT_EQ(c.redis_min_replicas, 2u);
+  EXPECT_EQ(c.redis_replica_timeout, milliseconds(0));
+  const Config env = ParseOk({"-redis=redis-sentinel://s1,s2/0?ns=kb#mymaster"},
+                             {{"KATSUBUSHI_REDIS_REPLICA_TIMEOUT", "2s"}, {"KATSUBUSHI_REDIS_MIN_REPLICAS", "1"}});
+  EXPECT_EQ(env.redis_replica_timeout, milliseconds(2'000));
+  EXPECT_EQ(env.redis_min_replicas, 1u);
 }
 
 TEST(ConfigTest, BadPrefixedEnvIsFatalBadUnprefixedIsAWarning) {

@@ -1,5 +1,4 @@
-// The pure parts of the worker id lease: the Redis URL rules of raus, the
-// broadcast payload, candidate choice, the fencing deadline, the state file.
+// The pure parts of the worker id lease: the broadcast payload, candidate choice, the fencing deadline, the state file.
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
@@ -9,73 +8,12 @@
 #include <set>
 
 #include "katsubushi/lease/raus_protocol.h"
-#include "katsubushi/lease/redis_url.h"
 #include "katsubushi/lease/state_file_keeper.h"
 
 namespace katsubushi::lease {
 namespace {
 
 using std::chrono::milliseconds;
-
-TEST(RedisUrlTest, DefaultsAreRausDefaults) {
-  Result<RedisUrl> url = ParseRedisUrl("redis://redis.local");
-  ASSERT_TRUE(url.ok());
-  EXPECT_FALSE(url->cluster);
-  EXPECT_EQ(url->host, "redis.local");
-  EXPECT_EQ(url->port, 6379);
-  EXPECT_EQ(url->db, 0);
-  EXPECT_EQ(url->ns, "raus");
-  EXPECT_FALSE(url->has_password);
-}
-
-TEST(RedisUrlTest, EveryPart) {
-  Result<RedisUrl> url = ParseRedisUrl("redis://app:p%40ss%3Aword@10.0.0.5:6380/3?ns=kb%2Fprod&x=1");
-  ASSERT_TRUE(url.ok());
-  EXPECT_EQ(url->username, "app");
-  EXPECT_EQ(url->password, "p@ss:word");
-  EXPECT_TRUE(url->has_password);
-  EXPECT_EQ(url->host, "10.0.0.5");
-  EXPECT_EQ(url->port, 6380);
-  EXPECT_EQ(url->db, 3);
-  EXPECT_EQ(url->ns, "kb/prod");
-  EXPECT_EQ(url->Redacted(), "redis://app:xxxxx@10.0.0.5:6380/3?ns=kb/prod");
-}
-
-TEST(RedisUrlTest, PasswordWithoutUserAndFirstNsWins) {
-  Result<RedisUrl> url = ParseRedisUrl("redis://:secret@h/?ns=a&ns=b");
-  ASSERT_TRUE(url.ok());
-  EXPECT_EQ(url->username, "");
-  EXPECT_EQ(url->password, "secret");
-  EXPECT_EQ(url->db, 0);
-  EXPECT_EQ(url->ns, "a");
-}
-
-TEST(RedisUrlTest, Ipv6AndFirstPathSegment) {
-  Result<RedisUrl> url = ParseRedisUrl("redis://[::1]:7000/2/ignored");
-  ASSERT_TRUE(url.ok());
-  EXPECT_EQ(url->host, "::1");
-  EXPECT_EQ(url->port, 7000);
-  EXPECT_EQ(url->db, 2);
-  EXPECT_EQ(url->Address(), "[::1]:7000");
-}
-
-TEST(RedisUrlTest, Cluster) {
-  Result<RedisUrl> url = ParseRedisUrl("rediscluster://node1:7001?ns=kb");
-  ASSERT_TRUE(url.ok());
-  EXPECT_TRUE(url->cluster);
-  EXPECT_EQ(url->ns, "kb");
-  EXPECT_EQ(ParseRedisUrl("rediscluster://node1:7001/1").status().message(),
-            "database is not supported for redis cluster");
-  EXPECT_TRUE(ParseRedisUrl("rediscluster://node1:7001/").ok());
-}
-
-TEST(RedisUrlTest, Errors) {
-  for (const char* bad : {"http://h", "h:6379", "redis://h:notaport", "redis://h:0", "redis://h:70000",
-                          "redis://h/x", "redis://h/-1", "redis://u:%zz@h", "redis://[::1", "redis://a:b:c"}) {
-    EXPECT_FALSE(ParseRedisUrl(bad).ok()) << bad;
-  }
-  EXPECT_FALSE(ParseRedisUrl("redis://" + std::string(RedisUrl::kMaxLength, 'h')).ok());
-}
 
 TEST(RausProtocolTest, KeysAndChannelAreRausBytes) {
   EXPECT_EQ(LockKey("raus", 17), "raus:id:17");

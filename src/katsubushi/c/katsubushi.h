@@ -87,11 +87,23 @@ typedef struct kb_generator kb_generator;
 typedef struct kb_config {
   size_t struct_size;
   uint32_t worker_id;      /* static worker id; 0 to lease one through redis_url */
-  const char* redis_url;   /* redis://[user:pass@]host[:port][/db][?ns=NS] or rediscluster:// */
+  const char* redis_url;   /* redis://[user:pass@]host[:port][/db][?ns=NS]; also rediss:// (TLS),
+                              rediscluster://h1:p1,h2:p2?ns=NS, redisclusters://,
+                              redis-sentinel://h1:26379,h2:26379/db?ns=NS#primary, rediss-sentinel:// */
   uint32_t min_worker_id;  /* leased range; 0 = 1 */
   uint32_t max_worker_id;  /* 0 = the layout's largest (1023, or 63 with js_safe_id) */
   uint32_t lease_ttl_ms;   /* 0 = 60000 */
   int js_safe_id;          /* non-zero: 53-bit IDs (10 ms ticks, worker id 0..63) */
+  /* Added after the first release; a caller built before them passes a
+   * smaller struct_size and gets the defaults. TLS for a rediss:// URL, and
+   * the replicas' acknowledgement of lease writes (README "Redis"). */
+  const char* redis_tls_ca_file;    /* PEM CA bundle; NULL = the system's CA store */
+  const char* redis_tls_cert_file;  /* client certificate chain (mutual TLS); NULL = none */
+  const char* redis_tls_key_file;   /* its private key */
+  int redis_tls_skip_verify;        /* non-zero: do not verify the server (insecure) */
+  uint32_t redis_min_replicas;      /* lease writes need at least this many replicas (0) */
+  int32_t redis_replica_timeout_ms; /* wait for replicas' acknowledgement; 0 = 500;
+                                       negative = do not wait */
 } kb_config;
 
 typedef struct kb_id_parts {

@@ -95,6 +95,14 @@ kb_status kb_open(const kb_config* config, kb_generator** out) {
     options.min_worker_id = c.min_worker_id;
     options.max_worker_id = c.max_worker_id;
     if (c.lease_ttl_ms != 0) options.lease_ttl = std::chrono::milliseconds(c.lease_ttl_ms);
+    if (c.redis_tls_ca_file != nullptr) options.redis_tls_ca_file = c.redis_tls_ca_file;
+    if (c.redis_tls_cert_file != nullptr) options.redis_tls_cert_file = c.redis_tls_cert_file;
+    if (c.redis_tls_key_file != nullptr) options.redis_tls_key_file = c.redis_tls_key_file;
+    options.redis_tls_skip_verify = c.redis_tls_skip_verify != 0;
+    options.redis_min_replicas = c.redis_min_replicas;
+    if (c.redis_replica_timeout_ms != 0) {
+      options.redis_replica_timeout = std::chrono::milliseconds(std::max(c.redis_replica_timeout_ms, 0));
+    }
     auto opened = katsubushi::Generator::Open(options);
     if (!opened.ok()) return FromStatus(opened.status());
     auto handle = std::make_unique<kb_generator>();

@@ -8,7 +8,7 @@
 #include <set>
 
 #include "katsubushi/clock.h"
-#include "katsubushi/lease/redis_url.h"
+#include "katsubushi/redis/redis_url.h"
 #include "katsubushi/lease/sync_redis_lease.h"
 
 namespace katsubushi {
@@ -75,10 +75,13 @@ Result<std::unique_ptr<Generator>> Generator::Open(const GeneratorConfig& config
   self->fork_generation_ = g_fork_generation.load();
   std::unique_ptr<lease::SyncRedisLease> redis;
   if (config.worker_id == 0) {
-    Result<lease::RedisUrl> url = lease::ParseRedisUrl(config.redis_url);
+    Result<redis::RedisUrl> url = redis::ParseRedisUrl(config.redis_url);
     if (!url.ok()) return url.status();
     lease::SyncLeaseOptions lease_options;
-    lease_options.url = *url;
+    lease_options.redis.url = *url;
+    lease_options.redis.tls = {config.redis_tls_ca_file, config.redis_tls_cert_file, config.redis_tls_key_file,
+                               config.redis_tls_skip_verify};
+    lease_options.redis.replicas = {config.redis_min_replicas, config.redis_replica_timeout};
     lease_options.min_worker_id = config.min_worker_id == 0 ? 1 : config.min_worker_id;
     lease_options.max_worker_id =
         config.max_worker_id == 0 ? layout.max_worker_id() : config.max_worker_id;

@@ -40,8 +40,20 @@ struct GeneratorConfig {
   bool js_safe_id = false;
   // A static worker id (1..1023, or 1..63 with js_safe_id), or 0 to lease one.
   uint32_t worker_id = 0;
-  // With worker_id 0: redis://... or rediscluster://... as the server's -redis.
+  // With worker_id 0: a Redis URL as the server's -redis (redis://,
+  // rediss://, rediscluster://, redis-sentinel://, ...).
   std::string redis_url;
+  // For a TLS URL: the CA bundle (empty: the system's), a client certificate
+  // and key (mutual TLS), and the explicit opt-out of verification.
+  std::string redis_tls_ca_file;
+  std::string redis_tls_cert_file;
+  std::string redis_tls_key_file;
+  bool redis_tls_skip_verify = false;
+  // Lease writes count once every connected replica (and at least this many)
+  // acknowledged them within redis_replica_timeout; a timeout of 0 does not
+  // wait for replicas (see redis/redis_client.h).
+  uint32_t redis_min_replicas = 0;
+  std::chrono::milliseconds redis_replica_timeout{500};
   uint32_t min_worker_id = 0;  // 0: 1
   uint32_t max_worker_id = 0;  // 0: the layout's largest
   std::chrono::milliseconds lease_ttl{60'000};

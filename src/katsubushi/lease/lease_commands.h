@@ -1,6 +1,6 @@
-// The Redis commands of a worker id lease, shared by the server's
-// RedisLeaseKeeper (a thread) and the embedded SyncRedisLease (no thread).
-// Each is one round trip; `client.error()` says why when Redis did not answer.
+// The Redis commands of a worker id lease (worker_id_lease.h uses them).
+// Each is one round trip (Confirm: two with replica acknowledgement);
+// `client.error()` says why when Redis did not answer.
 #pragma once
 
 #include <chrono>
@@ -9,15 +9,18 @@
 #include <string>
 #include <string_view>
 
-#include "katsubushi/lease/redis_client.h"
+#include "katsubushi/redis/redis_client.h"
 
 namespace katsubushi::lease {
 
 enum class LeaseReply {
   kOk,        // acquired / renewed / released
   kNotOurs,   // SET NX: taken; renew/release: the key is gone or someone else's
-  kNoAnswer,  // no reply (client.error()) or an error reply (*error_reply)
+  kNoAnswer,  // no reply (client.error()), an error reply (*error_reply), or
+              // (Confirm) a promise the replicas did not acknowledge
 };
+
+using redis::RedisClient;
 
 // SET <ns>:id:<id> <uuid> EX|PX <expiry> NX (EX, as raus, for whole seconds).
 LeaseReply SetIfAbsent(RedisClient& client, std::string_view ns, uint32_t worker_id,
@@ -29,7 +32,8 @@ bool PublishHolder(RedisClient& client, std::string_view ns, uint32_t worker_id,
 
 // Confirms the lease by compare-and-set (see kConfirmScript): extends the key
 // to `expiry` and raises the watermark to `promise_ms`, the promise of the
-// confirmed lease; only after kOk may the generator issue up to it. Right
+// confirmed lease; only after kOk may the generator issue up to it, and kOk
+// means the replicas acknowledged it (RedisClient::RunWrite). Right
 // after SET NX it is the acquisition's first promise, and *previous (when
 // not null) is the watermark before it, which a new holder must wait out.
 LeaseReply Confirm(RedisClient& client, std::string_view ns, uint32_t worker_id,

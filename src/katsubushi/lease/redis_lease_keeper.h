@@ -19,7 +19,9 @@
 //             exact last ms issued as the watermark
 //
 // Redis being unreachable or every id being taken is never fatal: the keeper
-// retries with capped exponential backoff and says so in the log.
+// retries with capped exponential backoff and says so in the log. The
+// acquisition, confirmation and release are WorkerIdLease's (shared with the
+// embedded SyncRedisLease); the keeper is their every-second schedule.
 //
 // Thread safety: Start() and Stop() from one thread; counters() from any.
 #pragma once
@@ -37,18 +39,18 @@
 #include "katsubushi/generator_core.h"
 #include "katsubushi/lease/lease_log.h"
 #include "katsubushi/lease/raus_protocol.h"
-#include "katsubushi/lease/redis_client.h"
-#include "katsubushi/lease/redis_url.h"
+#include "katsubushi/lease/worker_id_lease.h"
+#include "katsubushi/redis/redis_client.h"
 
 namespace katsubushi::lease {
 
 struct RedisLeaseOptions {
-  RedisUrl url;
+  // The URL, TLS, timeouts and replica policy; its log is this log.
+  redis::RedisClientOptions redis;
   uint32_t min_worker_id = 1;
   uint32_t max_worker_id = 1023;
   std::chrono::milliseconds lease_expiry = kDefaultLeaseExpiry;
   std::chrono::milliseconds discovery = kDiscoveryTime;
-  RedisTimeouts timeouts;
   std::chrono::milliseconds retry_min{200};
   std::chrono::milliseconds retry_max{5000};
   LogFunction log;
@@ -58,6 +60,7 @@ struct LeaseCounters {
   uint64_t acquisitions = 0;
   uint64_t losses = 0;          // renewals that found the key not ours
   uint64_t renew_failures = 0;  // renewals that got no answer from Redis
+  redis::RedisCounters redis;
 };
 
 class RedisLeaseKeeper {
@@ -72,37 +75,33 @@ class RedisLeaseKeeper {
   void Stop();
 
   LeaseCounters counters() const;
+  // Why Redis does not give a lease now (for /healthz), Ok while it does.
+  Status redis_health() const;
 
  private:
-  enum class Renewal { kRenewed, kLost, kNoAnswer };
-
   void Run();
   bool Acquire();
-  Renewal Renew();
-  void Release();
+  void Renew();
   // Sleeps until `deadline` or Stop(); false when stopping.
   bool SleepUntil(std::chrono::steady_clock::time_point deadline);
+  void SetRedisHealth(Status status);
   void Log(LogLevel level, const std::string& message) const;
 
   GeneratorCore& generator_;
   Clock& clock_;
   const RedisLeaseOptions options_;
-  const std::string channel_;
-  RedisClient client_;
   std::mt19937_64 rng_;
 
   // Owned by the keeper thread.
-  bool held_ = false;
-  uint32_t worker_id_ = 0;
-  std::string uuid_;
-  int64_t valid_until_micros_ = 0;
-  int64_t previous_watermark_ms_ = 0;  // the previous holders', read at acquisition
-  int64_t awaited_watermark_ms_ = 0;   // > 0 while the clock is behind it (logged)
+  WorkerIdLease lease_;
+  int64_t awaited_watermark_ms_ = 0;  // > 0 while the clock is behind it (logged)
   bool fenced_ = false;  // the deadline passed without a renewal (logged once)
+  std::string last_error_logged_;  // an acquisition failure, logged once until it changes
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable wake_;
   bool stopping_ = false;  // guarded by mu_
+  Status redis_health_;    // guarded by mu_
   std::atomic<bool> stop_requested_{false};
   std::thread thread_;
 

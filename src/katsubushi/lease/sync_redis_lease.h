@@ -5,12 +5,13 @@
 //   * nothing happens at construction; the lease is acquired at the first ID;
 //   * the generator's deadline is the renewal point (a third of the TTL after
 //     the last confirmation), so the ID that crosses it renews synchronously
-//     (one compare-and-set round trip) before it is issued; each confirmation
-//     records that deadline as the id's watermark (a promise, see
-//     kConfirmScript) before the generator may issue up to it;
-//   * Revalidate() confirms the lease the same way (one round trip): call it
-//     at the start of each invocation; the generator also asks after an idle
-//     gap (revalidate_after_idle), so a thawed process re-validates first;
+//     (one compare-and-set round trip, plus the replicas' acknowledgement)
+//     before it is issued; each confirmation records that deadline as the
+//     id's watermark (a promise, see kConfirmScript) before the generator may
+//     issue up to it;
+//   * Revalidate() confirms the lease the same way: call it at the start of
+//     each invocation; the generator also asks after an idle gap
+//     (revalidate_after_idle), so a thawed process re-validates first;
 //   * a lease found lost is never touched again; a new id is acquired with a
 //     new uuid, at once, in the same call;
 //   * when the lease cannot be confirmed the call fails: no ID rather than a
@@ -20,14 +21,11 @@
 //     (first_backoff, doubling up to max_backoff, reset by a success); when
 //     the window ends one caller tries Redis while the others keep failing
 //     fast instead of queueing behind it. An exhausted range is therefore
-//     scanned once per window, never once per call;
-//   * a key SET whose reply was lost (a timeout) may be ours: it is released
-//     (compare-and-delete) at the next acquisition, so the id does not sit
-//     unused until the key expires; a key acquired but then not usable is
-//     released at once.
+//     scanned once per window, never once per call.
 //
-// Same keys, values, scripts and watermark as RedisLeaseKeeper, so embedded
-// users, servers and Go instances share one namespace.
+// The acquisition, confirmation and release are WorkerIdLease's, shared with
+// the server's RedisLeaseKeeper, so embedded users, servers and Go instances
+// share one namespace and one set of rules.
 //
 // Thread safety: Refresh() and Revalidate() may be called from many threads
 // (Redis calls are serialized by a mutex; during a backoff window nobody
@@ -38,32 +36,23 @@
 #include <chrono>
 #include <cstdint>
 #include <mutex>
-#include <random>
-#include <set>
 #include <string>
-#include <utility>
-#include <vector>
 
 #include "katsubushi/clock.h"
 #include "katsubushi/generator_core.h"
 #include "katsubushi/lease/lease_log.h"
-#include "katsubushi/lease/raus_protocol.h"
-#include "katsubushi/lease/redis_client.h"
-#include "katsubushi/lease/redis_url.h"
+#include "katsubushi/lease/worker_id_lease.h"
+#include "katsubushi/redis/redis_client.h"
 
 namespace katsubushi::lease {
-
-inline constexpr Status kRedisUnavailable{StatusCode::kUnavailable,
-                                          "cannot reach Redis to confirm the worker id lease"};
-inline constexpr Status kNoFreeWorkerId{StatusCode::kUnavailable,
-                                        "no free worker id in the configured range"};
 
 struct SyncLeaseOptions {
   static constexpr std::chrono::milliseconds kDefaultTtl{60'000};
   static constexpr std::chrono::milliseconds kDefaultFirstBackoff{100};
   static constexpr std::chrono::milliseconds kDefaultMaxBackoff{2'000};
 
-  RedisUrl url;
+  // The URL, TLS, timeouts and replica policy; its log is this log.
+  redis::RedisClientOptions redis;
   uint32_t min_worker_id = 1;
   uint32_t max_worker_id = 1023;
   std::chrono::milliseconds ttl = kDefaultTtl;
@@ -71,7 +60,6 @@ struct SyncLeaseOptions {
   // cold start should not wait 3 s, and SET NX alone already never takes a
   // held id (the broadcast only saves round trips).
   std::chrono::milliseconds discovery{0};
-  RedisTimeouts timeouts{std::chrono::milliseconds(1000), std::chrono::milliseconds(1000)};
   std::chrono::milliseconds max_watermark_wait{1000};
   // After a failed attempt no call touches Redis for this long, doubled at
   // each further failure up to max_backoff; a success resets it.
@@ -86,23 +74,17 @@ class SyncRedisLease final : public LeaseRefresher {
 
   Status Refresh(GeneratorCore& generator, Reason reason) override;
 
-  // Confirms a held lease now (one round trip); acquires none.
+  // Confirms a held lease now; acquires none.
   Status Revalidate(GeneratorCore& generator);
 
   // Gives the id back (compare-and-delete, recording the watermark).
   Status Release(GeneratorCore& generator);
 
-  // Forget the connection without a word to Redis: for a forked child, whose
-  // socket and lease belong to its parent.
-  void Abandon();
-
   bool held() const;
 
  private:
-  Status AcquireLocked(GeneratorCore& generator);
-  Status RenewLocked(GeneratorCore& generator);
-  // The generator's deadline for a confirmation sent at `sent_micros`.
-  int64_t DeadlineAfter(int64_t sent_micros) const;
+  Status Acquire(GeneratorCore& generator);
+  Status Renew(GeneratorCore& generator);
   // The last attempt's failure (Ok when it succeeded).
   Status LastFailure() const;
   // The last attempt's failure while its backoff window lasts; Ok after.
@@ -111,25 +93,13 @@ class SyncRedisLease final : public LeaseRefresher {
   Status LockForAttempt(std::unique_lock<std::mutex>& lock) const;
   // Starts, lengthens or (on success) ends the backoff after an attempt.
   void RecordAttempt(const Status& outcome);
-  // Releases the keys whose SET reply was lost, where they are ours; false
-  // when Redis does not answer (the rest are kept for the next attempt).
-  bool ReleaseUnknownSetsLocked();
   void Log(LogLevel level, const std::string& message) const;
 
   Clock& clock_;
   const SyncLeaseOptions options_;
-  RedisClient client_;
-  std::mt19937_64 rng_;
 
   mutable std::mutex mu_;
-  bool held_ = false;
-  uint32_t worker_id_ = 0;
-  std::string uuid_;
-  int64_t confirmed_at_micros_ = 0;
-  int64_t previous_watermark_ms_ = 0;  // the previous holders', read at acquisition
-  bool abandoned_ = false;
-  // (id, uuid) of SETs that timed out: maybe ours, nothing issued under them.
-  std::vector<std::pair<uint32_t, std::string>> unknown_sets_;
+  WorkerIdLease lease_;  // guarded by mu_
   int64_t backoff_micros_ = 0;  // the current window's length; 0 when healthy
 
   // Read without mu_ (that is their point): a caller in a backoff window

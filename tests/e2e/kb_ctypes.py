@@ -2,10 +2,13 @@
 
 Run as a script it is a library user for the tests: it opens a generator and
 prints "<wall ms> ok <id>" or "<wall ms> err <status>" for each call until
-killed or its duration ends.
+killed or its duration ends; each new error message (kb_last_error) goes to
+stderr once. An optional seventh argument, a JSON object, sets further
+kb_config fields (the TLS files, redis_replica_timeout_ms, ...).
 """
 
 import ctypes
+import json
 import os
 import select
 import sys
@@ -29,13 +32,20 @@ def load(path):
 
 
 class Generator:
-    def __init__(self, lib, worker_id=0, redis_url=None, min_id=0, max_id=0, ttl_ms=0):
+    def __init__(self, lib, worker_id=0, redis_url=None, min_id=0, max_id=0, ttl_ms=0, **fields):
         self.lib = lib
         config = KbConfig()
         lib.kb_config_init(ctypes.byref(config))
         config.worker_id = worker_id
         config.redis_url = redis_url.encode() if redis_url else None
         config.min_worker_id, config.max_worker_id, config.lease_ttl_ms = min_id, max_id, ttl_ms
+        known = {name for name, _ in KbConfig._fields_}
+        for name, value in fields.items():
+            # A field the binding lacks would be a plain Python attribute that
+            # never reaches the library: refuse it instead.
+            if name not in known:
+                raise RuntimeError(f"python/katsubushi.py's kb_config has no field {name}")
+            setattr(config, name, value.encode() if isinstance(value, str) else value)
         self.handle = ctypes.c_void_p()
         status = lib.kb_open(ctypes.byref(config), ctypes.byref(self.handle))
         if status != KB_OK:
@@ -67,13 +77,21 @@ class Generator:
 
 def main():
     lib_path, redis_url, min_id, max_id, ttl_ms, duration = sys.argv[1:7]
-    gen = Generator(load(lib_path), redis_url=redis_url, min_id=int(min_id), max_id=int(max_id),
-                    ttl_ms=int(ttl_ms))
+    fields = json.loads(sys.argv[7]) if len(sys.argv) > 7 else {}
+    lib = load(lib_path)
+    gen = Generator(lib, redis_url=redis_url, min_id=int(min_id), max_id=int(max_id), ttl_ms=int(ttl_ms),
+                    **fields)
     end = time.monotonic() + float(duration)
+    last_error = None
     while time.monotonic() < end:
         status, id_ = gen.next_id()
         now = time.time() * 1000
         print(f"{now:.3f} ok {id_}" if status == KB_OK else f"{now:.3f} err {status}", flush=True)
+        if status != KB_OK:
+            message = (lib.kb_last_error() or b"").decode(errors="replace")
+            if message != last_error:
+                print(f"{now:.3f} {message}", file=sys.stderr, flush=True)
+                last_error = message
         # Not time.sleep: under libfaketime with FAKETIME_DONT_FAKE_MONOTONIC
         # (test_lease_partition.py) its absolute clock_nanosleep on the
         # monotonic clock fails with EINVAL.

@@ -3,6 +3,10 @@ can blackhole: forwarding stops in both directions while every socket stays
 open, so the client sees what a network partition shows it (requests that time
 out, connections that neither close nor answer), not a refused or reset
 connection.
+
+It can also be re-pointed (retarget): connections already open stay with the
+server they reached and new ones go to the new upstream, as a client sees a
+DNS name that moves (ElastiCache's primary endpoint after a failover).
 """
 
 import selectors
@@ -35,6 +39,17 @@ class TcpRelay:
             self._blackholed = True
             for s in self._peers:
                 self._selector.unregister(s)
+
+    def resume(self):
+        """Forwarding again on every connection held open while blackholed."""
+        with self._lock:
+            self._blackholed = False
+            for s in self._peers:
+                self._selector.register(s, selectors.EVENT_READ, "conn")
+
+    def retarget(self, upstream_port):
+        with self._lock:
+            self.upstream_port = upstream_port
 
     def close(self):
         with self._lock:

@@ -20,38 +20,9 @@ import redis
 import redis.cluster
 
 from conftest import free_port, ms_of, worker_of
+from redis_topology import NS, RedisServer, cluster_port, wait_until as wait_for
 
-NS = "kbtest"
 SHORT_EXPIRY = "3s"  # -lease-expiry for the fault tests: deadline 1.968 s after a renewal
-
-
-class RedisServer:
-    def __init__(self, port=None):
-        self.port = port or free_port()
-        # Never a sanitizer runtime preloaded for the library under test.
-        env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-        self.client = redis.Redis(port=self.port, decode_responses=True, socket_timeout=5)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                self.client.ping()
-                return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def url(self, ns=NS):
-        return f"redis://127.0.0.1:{self.port}/0?ns={ns}"
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(timeout=10)
 
 
 @pytest.fixture
@@ -210,15 +181,6 @@ class IdCollector:
         self.thread.join()
         self.client.close()
         return self.results
-
-
-def wait_for(predicate, timeout, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
 
 
 def assert_all_distinct(ids):
@@ -510,22 +472,6 @@ def test_docker_compose_commands_run_as_written(katsubushi_bin, rds, tmp_path):
             s.stop()
 
 
-def _cluster_port():
-    """A free port whose cluster bus port (+10000) is free too and exists."""
-    import random
-    import socket
-    for _ in range(100):
-        port = random.randrange(20000, 30000)
-        try:
-            with socket.socket() as a, socket.socket() as b:
-                a.bind(("127.0.0.1", port))
-                b.bind(("127.0.0.1", port + 10000))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no free port pair for a cluster node")
-
-
 def _pings(port):
     try:
         return redis.Redis(port=port).ping()
@@ -537,7 +483,7 @@ def test_redis_cluster_leases_follow_moved_redirects(katsubushi_bin, servers, tm
     """rediscluster://: three real cluster nodes; lock keys of different ids
     live on different nodes, so acquisition, renewal and release must follow
     MOVED redirects from the seed node."""
-    ports = [_cluster_port() for _ in range(3)]
+    ports = [cluster_port() for _ in range(3)]
     env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
     nodes = [subprocess.Popen(
         ["redis-server", "--port", str(p), "--bind", "127.0.0.1", "--cluster-enabled", "yes",

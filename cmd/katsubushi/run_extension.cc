@@ -122,6 +122,7 @@ int RunExtension(const Config& config, const std::string& parse_error,
   http_options.address = kLoopback;
   http_options.port = static_cast<uint16_t>(config.http_port);
   http_options.threads = threads;
+  http_options.idle_timeout = config.idle_timeout;
   http::HttpServer http_server(http_context, http_options);
   if (config.http_port != 0) {
     if (std::error_code ec = http_server.Start()) {

@@ -128,6 +128,7 @@ int RunServer(const Config& config) {
   http::HttpOptions http_options;
   http_options.port = static_cast<uint16_t>(config.http_port);
   http_options.threads = server_options.threads;
+  http_options.idle_timeout = config.idle_timeout;
   http::HttpServer http_server(http_context, http_options);
   if (config.http_port != 0) {
     if (std::error_code ec = http_server.Start()) {

@@ -94,13 +94,11 @@ class UnaryCall final : public Call {
     new UnaryCall(service, method, handler, env);
   }
 
+  ~UnaryCall() override { env_.calls.fetch_sub(1); }
+
   bool Proceed(bool ok, ReplyCoalescer& coalescer) override {
-    if (replying_) {
-      env_.calls.fetch_sub(1);
-      return true;
-    }
+    if (replying_) return true;
     if (!ok) return true;  // shutting down: no request will come
-    env_.calls.fetch_add(1);
     Await(service_, method_, handler_, env_);  // keep the queue's calls waiting
     replying_ = true;
     const grpc::Status status = handler_(env_.backend, request_, &response_);
@@ -116,6 +114,7 @@ class UnaryCall final : public Call {
  private:
   UnaryCall(Service& service, RequestMethod method, Handler handler, const CallEnv& env)
       : service_(service), method_(method), handler_(handler), env_(env) {
+    env_.calls.fetch_add(1);
     (service_.*method_)(&context_, &request_, &responder_, &env_.queue, &env_.queue, this);
   }
 

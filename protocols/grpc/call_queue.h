@@ -31,7 +31,13 @@
 
 namespace katsubushi::grpc_api {
 
-// The calls in flight (received, reply not yet written), for the drain.
+// The calls alive: waiting for a request, or answering one. For the drain:
+// a request gRPC has matched to a waiting call is in flight before this
+// queue's thread takes it, so counting from the take would miss it. Counting
+// whole lives instead, the count reaches 0 only once the server's shutdown
+// has ended every waiting call (no call can be matched any more) and every
+// request received has been answered; a call that proceeds creates its
+// successor before it is deleted, so 0 is final.
 using CallCounter = std::atomic<int>;
 
 struct AsyncServices {

@@ -138,12 +138,14 @@ bool GrpcServer::Drain(net::Deadline deadline) {
   if (!im.started) return true;
   StopAccepting();
   im.started = false;
-  // While unary calls are in flight, or health Watch streams are sending
-  // their last NOT_SERVING, wait for them (up to the deadline). When none
-  // is, end every call and channel left: idle channels and reflection
-  // streams. Repeated, because a channel that connected just before the
-  // listener closed may come after the first sweep; cancelling when nothing
-  // is in flight cuts off nothing that was asked.
+  // While unary calls are alive (call_queue.h: waiting ones end when the
+  // shutdown has begun, answered ones when their reply is written), or
+  // health Watch streams are sending their last NOT_SERVING, wait for them
+  // (up to the deadline). When none is, end every call and channel left:
+  // idle channels and reflection streams. Repeated, because a channel that
+  // connected just before the listener closed may come after the first
+  // sweep; cancelling when nothing is in flight cuts off nothing that was
+  // asked.
   bool clean = true;
   while (!im.shut_down.load(std::memory_order_acquire)) {
     const auto now = std::chrono::steady_clock::now();

@@ -181,6 +181,10 @@ void CallQueue::Serve() {
       take();
     }
     coalescer.Flush();
+    if (const ReplyCoalescer::Counts counts = coalescer.TakeCounts();
+        counts.corked > 0 || counts.uncorkable > 0) {
+      backend_.CountReplies(counts.corked, counts.uncorkable);
+    }
     for (Call* call : finished) delete call;
     finished.clear();
   }

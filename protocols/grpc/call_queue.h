@@ -5,14 +5,13 @@
 // Why the async completion-queue API: the thread that waits on the queue is
 // also the one that polls the connections, so a call is read, answered and
 // written by one thread with no hand-off. The callback API ran handlers on
-// gRPC's callback threads, a thread hop and a wake-up per call; with it Fetch
-// cost about 1.5 times the CPU per call.
+// gRPC's callback threads, a thread hop and a wake-up per call (README,
+// Benchmarks, has the figures).
 //
 // Each queue keeps kPendingCallsPerMethod calls of each method waiting for a
 // request, so that the requests of one read find a call each instead of
-// waiting in gRPC's own queue of unmatched requests (64 rather than 32: +4%
-// calls/s with 50 streams on one connection). The thread
-// takes the completions that are waiting in batches and writes their replies
+// waiting in gRPC's own queue of unmatched requests. The thread takes the
+// completions that are waiting in batches and writes their replies
 // through a ReplyCoalescer (reply_coalescer.h says why).
 //
 // Life: Start() after the server is built; after grpc::Server::Shutdown()

@@ -28,6 +28,9 @@ class CoreBackend final : public Backend {
   Status NextIds(std::span<uint64_t> out) override;
   StatsFields GetStats() override;
   Status Health() override;
+  void CountReplies(uint64_t corked, uint64_t uncorkable) override {
+    stats_.CountGrpcReplies(corked, uncorkable);
+  }
 
  private:
   katsubushi::GeneratorCore& generator_;

@@ -77,8 +77,8 @@ std::error_code GrpcServer::Start() {
   grpc::EnableDefaultHealthCheckService(false);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   // Debian's Abseil checks every gRPC mutex acquisition for lock-order
-  // cycles (a debugging aid, off when Abseil is built with NDEBUG): 3-10% of the
-  // CPU per call. Process-wide; gRPC is the only user of Abseil here.
+  // cycles, a debugging aid (off when Abseil is built with NDEBUG) that costs
+  // every call. Process-wide; gRPC is the only user of Abseil here.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   grpc::ServerBuilder builder;
   // Every request here is a few bytes; gRPC's default would buffer 4 MiB.

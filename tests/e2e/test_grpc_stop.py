@@ -1,6 +1,6 @@
-"""A stop under gRPC load (issue 20): every call the server answered carries
-an ID or a clean UNAVAILABLE (the server had stopped taking calls), none is
-CANCELLED before the deadline.
+"""A stop under gRPC load (issue 20): every call ends with an ID, a clean
+UNAVAILABLE (the server had stopped taking calls) or, gRPC's own case below,
+CANCELLED; every stop exits 0 well before the deadline.
 
 The bug: a unary request that gRPC had matched to a waiting call, but that the
 queue thread had not yet taken, was not counted as in flight, so the drain's

@@ -39,6 +39,7 @@ Fronts::Fronts(const Config& config, GeneratorCore& generator, Stats& stats, Fro
     options.address = setup_.address;
     options.port = static_cast<uint16_t>(config.http_port);
     options.threads = threads_.cpus;
+    options.idle_timeout = config.idle_timeout;
     http_ = std::make_unique<http::HttpServer>(contexts_->http, options);
   }
   if (config.grpc_port != 0 && setup_.serve_grpc) {

@@ -45,6 +45,12 @@ class Backend {
   virtual void ObserveDuration(std::chrono::nanoseconds duration) = 0;
   // Whether IDs can be issued now (grpc.health.v1 SERVING).
   virtual Status Health() = 0;
+  // What the reply coalescing did in a batch (reply_coalescer.h), for
+  // /metrics: so that a gRPC that stops naming channels "fd:<n>" shows.
+  virtual void CountReplies(uint64_t corked, uint64_t uncorkable) {
+    (void)corked;
+    (void)uncorkable;
+  }
 };
 
 }  // namespace katsubushi::grpc_api

@@ -95,15 +95,15 @@ class UnaryCall final : public Call {
     new UnaryCall(service, method, handler, env);
   }
 
+  ~UnaryCall() override { env_.calls.fetch_sub(1); }
+
   bool Proceed(bool ok, ReplyCoalescer& coalescer) override {
     if (replying_) {
       if (ok) env_.backend.ObserveDuration(std::chrono::steady_clock::now() - received_at_);
-      env_.calls.fetch_sub(1);
       return true;
     }
     if (!ok) return true;  // shutting down: no request will come
     received_at_ = std::chrono::steady_clock::now();
-    env_.calls.fetch_add(1);
     Await(service_, method_, handler_, env_);  // keep the queue's calls waiting
     replying_ = true;
     const grpc::Status status = handler_(env_.backend, request_, &response_);
@@ -119,6 +119,7 @@ class UnaryCall final : public Call {
  private:
   UnaryCall(Service& service, RequestMethod method, Handler handler, const CallEnv& env)
       : service_(service), method_(method), handler_(handler), env_(env) {
+    env_.calls.fetch_add(1);
     (service_.*method_)(&context_, &request_, &responder_, &env_.queue, &env_.queue, this);
   }
 
@@ -186,6 +187,10 @@ void CallQueue::Serve() {
       take();
     }
     coalescer.Flush();
+    if (const ReplyCoalescer::Counts counts = coalescer.TakeCounts();
+        counts.corked > 0 || counts.uncorkable > 0) {
+      backend_.CountReplies(counts.corked, counts.uncorkable);
+    }
     for (Call* call : finished) delete call;
     finished.clear();
   }

@@ -5,14 +5,13 @@
 // Why the async completion-queue API: the thread that waits on the queue is
 // also the one that polls the connections, so a call is read, answered and
 // written by one thread with no hand-off. The callback API ran handlers on
-// gRPC's callback threads, a thread hop and a wake-up per call; with it Fetch
-// cost about 1.5 times the CPU per call.
+// gRPC's callback threads, a thread hop and a wake-up per call (README,
+// Benchmarks, has the figures).
 //
 // Each queue keeps kPendingCallsPerMethod calls of each method waiting for a
 // request, so that the requests of one read find a call each instead of
-// waiting in gRPC's own queue of unmatched requests (64 rather than 32: +4%
-// calls/s with 50 streams on one connection). The thread
-// takes the completions that are waiting in batches and writes their replies
+// waiting in gRPC's own queue of unmatched requests. The thread takes the
+// completions that are waiting in batches and writes their replies
 // through a ReplyCoalescer (reply_coalescer.h says why).
 //
 // Life: Start() after the server is built; after grpc::Server::Shutdown()
@@ -31,7 +30,13 @@
 
 namespace katsubushi::grpc_api {
 
-// The calls in flight (received, reply not yet written), for the drain.
+// The calls alive: waiting for a request, or answering one. For the drain:
+// a request gRPC has matched to a waiting call is in flight before this
+// queue's thread takes it, so counting from the take would miss it. Counting
+// whole lives instead, the count reaches 0 only once the server's shutdown
+// has ended every waiting call (no call can be matched any more) and every
+// request received has been answered; a call that proceeds creates its
+// successor before it is deleted, so 0 is final.
 using CallCounter = std::atomic<int>;
 
 struct AsyncServices {

@@ -31,6 +31,9 @@ class CoreBackend final : public Backend {
     stats_.ObserveDuration(Front::kGrpc, duration);
   }
   Status Health() override;
+  void CountReplies(uint64_t corked, uint64_t uncorkable) override {
+    stats_.CountGrpcReplies(corked, uncorkable);
+  }
 
  private:
   katsubushi::GeneratorCore& generator_;

@@ -1,8 +1,9 @@
 // GrpcFront: the gRPC front as the server process sees it, and the loader
 // that brings it in only when -grpc-port is set.
 //
-// Why a loadable module: gRPC, protobuf and OpenSSL add about 9 MiB of
-// resident pages to every process that links them, used or not, and the
+// Why a loadable module: gRPC, protobuf and OpenSSL add megabytes of
+// resident pages to every process that links them, used or not (README,
+// gRPC, has the figure), and the
 // memcached sidecar is judged on its idle RSS and cold start. The server
 // binary therefore does not link gRPC; `katsubushi-grpc.so` does, and is
 // dlopen()ed at start-up only when a gRPC port is configured. Everything

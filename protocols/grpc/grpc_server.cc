@@ -77,8 +77,8 @@ std::error_code GrpcServer::Start() {
   grpc::EnableDefaultHealthCheckService(false);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   // Debian's Abseil checks every gRPC mutex acquisition for lock-order
-  // cycles (a debugging aid, off when Abseil is built with NDEBUG): 3-10% of the
-  // CPU per call. Process-wide; gRPC is the only user of Abseil here.
+  // cycles, a debugging aid (off when Abseil is built with NDEBUG) that costs
+  // every call. Process-wide; gRPC is the only user of Abseil here.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   grpc::ServerBuilder builder;
   // Every request here is a few bytes; gRPC's default would buffer 4 MiB.
@@ -138,12 +138,14 @@ bool GrpcServer::Drain(net::Deadline deadline) {
   if (!im.started) return true;
   StopAccepting();
   im.started = false;
-  // While unary calls are in flight, or health Watch streams are sending
-  // their last NOT_SERVING, wait for them (up to the deadline). When none
-  // is, end every call and channel left: idle channels and reflection
-  // streams. Repeated, because a channel that connected just before the
-  // listener closed may come after the first sweep; cancelling when nothing
-  // is in flight cuts off nothing that was asked.
+  // While unary calls are alive (call_queue.h: waiting ones end when the
+  // shutdown has begun, answered ones when their reply is written), or
+  // health Watch streams are sending their last NOT_SERVING, wait for them
+  // (up to the deadline). When none is, end every call and channel left:
+  // idle channels and reflection streams. Repeated, because a channel that
+  // connected just before the listener closed may come after the first
+  // sweep; cancelling when nothing is in flight cuts off nothing that was
+  // asked.
   bool clean = true;
   while (!im.shut_down.load(std::memory_order_acquire)) {
     const auto now = std::chrono::steady_clock::now();

@@ -4,8 +4,7 @@
 // Why not gRPC's default health service: it is built on the callback API,
 // whose threads poll the same connections as the completion-queue threads
 // that serve Fetch, so a call's bytes were read by one thread and answered by
-// another; with it registered, unary Fetch lost 10–18% of its calls/s on one
-// core. This one uses the synchronous API, whose threads only serve health
+// another, which costs every Fetch (README, Benchmarks). This one uses the synchronous API, whose threads only serve health
 // (and reflection) calls.
 //
 // Watch holds one of gRPC's synchronous-server threads for the life of the

@@ -30,7 +30,10 @@ int ReplyCoalescer::DescriptorOf(std::string_view peer) {
 
 void ReplyCoalescer::BeforeReply(std::string_view peer) {
   const int fd = DescriptorOf(peer);
-  if (fd < 0) return;
+  if (fd < 0) {
+    ++counts_.uncorkable;
+    return;
+  }
   for (Socket& s : sockets_) {
     if (s.fd != fd) continue;
     if (s.held == 0) {
@@ -41,6 +44,7 @@ void ReplyCoalescer::BeforeReply(std::string_view peer) {
       s.held = 0;
     }
     ++s.held;
+    ++counts_.corked;
     return;
   }
   sockets_.push_back({fd, 0});  // the first reply leaves at once

@@ -4,10 +4,10 @@
 // Why: gRPC C++ (1.51) writes each unary reply with its own sendmsg as soon
 // as the handler finishes it, and TCP_NODELAY sends each at once. With many
 // calls in flight on one connection, that is one segment, and on loopback one
-// full trip through the receiver's TCP stack, per call: about half of the
-// server's CPU per call went to it, where go-katsubushi's HTTP/2 server
-// flushes once per batch. Nagle's algorithm would coalesce too, but stalls a
-// reply behind a delayed ACK (40 ms, measured with two concurrent calls).
+// full trip through the receiver's TCP stack, per call, where go-katsubushi's
+// HTTP/2 server flushes once per batch (README, Benchmarks, has the cost).
+// Nagle's algorithm would coalesce too, but stalls a reply behind the
+// client's delayed ACK.
 //
 // How: the first reply of a batch on a connection leaves at once (so a lone
 // call waits for nothing); from the second on, the socket is corked
@@ -21,14 +21,17 @@
 // gRPC by descriptor, and gRPC names such a peer "fd:<descriptor>". A call
 // holds its connection's transport, so the descriptor stays open while the
 // call is alive; Flush() must run before finished calls are deleted. A peer
-// named otherwise is simply not corked.
+// named otherwise is simply not corked, and counted (TakeCounts(), exported
+// to /metrics), so a gRPC that stops naming peers so shows.
 //
 // One per completion-queue thread; not thread-safe. Two threads corking one
 // socket are harmless: whichever uncorks first sends what both queued.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace katsubushi::grpc_api {
@@ -39,9 +42,8 @@ class ReplyCoalescer {
   // again (each call has two: its request and its reply written).
   static constexpr int kMaxCompletionsPerBatch = 128;
   // Replies held on one socket before they are sent anyway: sending some
-  // early lets the client work on them while the batch goes on. With 50
-  // calls in flight on one connection (h2load, one core), calls/s for 12,
-  // 16, 24, 32, 48: 110k, 109k, 114k, 112k, 86k.
+  // early lets the client work on them while the batch goes on, holding
+  // too many leaves it idle (the README's Benchmarks has the sweep).
   static constexpr int kRepliesPerFlush = 24;
 
   ReplyCoalescer() = default;
@@ -57,6 +59,14 @@ class ReplyCoalescer {
   // The descriptor in a peer name "fd:<n>", or -1.
   static int DescriptorOf(std::string_view peer);
 
+  // Replies held behind the cork, and replies whose peer was not named
+  // "fd:<n>" (sent uncoalesced), since the last call; resets both.
+  struct Counts {
+    uint64_t corked = 0;
+    uint64_t uncorkable = 0;
+  };
+  Counts TakeCounts() { return std::exchange(counts_, {}); }
+
  private:
   struct Socket {
     int fd;
@@ -64,6 +74,7 @@ class ReplyCoalescer {
   };
   // The sockets that replied in this batch: a handful, so a vector.
   std::vector<Socket> sockets_;
+  Counts counts_;
 };
 
 }  // namespace katsubushi::grpc_api

@@ -17,6 +17,9 @@ namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
 using Stream = beast::basic_stream<tcp, net::Executor, beast::unlimited_rate_policy>;
 
+// The first read of a request: a GET with its headers fits many times over.
+constexpr size_t kFirstReadBytes = 4096;
+
 // Writes a response as HTTP/1.x bytes. Route() already set Content-Length and
 // Connection; serializing by hand is several times cheaper than Beast's
 // generic serializer for responses this small.
@@ -51,17 +54,56 @@ class Session final : public net::Connection, public std::enable_shared_from_thi
     Read();
   }
 
-  // Close at once unless a response is being written (then after it).
+  // Close at once unless a response is being written (then after it). A
+  // connection waiting for a request is asked to end its read rather than
+  // closed here: the read may already have taken a whole request off the
+  // socket (its completion queued behind this sweep), and a request the
+  // server has received is answered. OnFirstBytes and OnRead tell them apart.
   void StopWhenIdle() override {
     stopping_ = true;
-    if (!writing_) CloseGracefully();
+    if (!writing_) {
+      beast::error_code ignored;
+      stream_.socket().cancel(ignored);
+    }
   }
 
  private:
+  // The wait for a request's first byte is bounded by the idle timeout (a
+  // keep-alive connection between requests); the rest of the request by
+  // the request timeout from that byte on, so a slow client is cut off.
   void Read() {
     parser_.emplace();
     parser_->header_limit(HttpOptions::kMaxHeaderBytes);
     parser_->body_limit(HttpOptions::kMaxBodyBytes);
+    if (buffer_.size() > 0) return ReadRest();  // pipelined: it has begun
+    if (options_.idle_timeout.count() > 0) {
+      stream_.expires_after(options_.idle_timeout);
+    } else {
+      stream_.expires_never();
+    }
+    stream_.async_read_some(buffer_.prepare(kFirstReadBytes),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              self->OnFirstBytes(ec, n);
+                            });
+  }
+
+  void OnFirstBytes(beast::error_code ec, size_t n) {
+    if (ec == asio::error::operation_aborted && stopping_) return CloseGracefully();
+    if (ec) return Close();  // the client left, or the idle timeout passed
+    buffer_.commit(n);
+    // Most requests arrive in one read: parse them here, which needs no
+    // second read and no second deadline.
+    while (!parser_->is_done()) {
+      const size_t used = parser_->put(buffer_.data(), ec);
+      buffer_.consume(used);
+      if (ec == beast::http::error::need_more) return ReadRest();
+      if (ec) return OnRead(ec);
+      if (used == 0) return ReadRest();
+    }
+    OnRead({});
+  }
+
+  void ReadRest() {
     stream_.expires_after(options_.request_timeout);
     beast::http::async_read(stream_, buffer_, *parser_,
                             [self = shared_from_this()](beast::error_code ec, size_t) {
@@ -70,8 +112,9 @@ class Session final : public net::Connection, public std::enable_shared_from_thi
   }
 
   void OnRead(beast::error_code ec) {
+    if (ec == asio::error::operation_aborted && stopping_) return CloseGracefully();
     if (ec == beast::http::error::end_of_stream || ec == asio::error::operation_aborted ||
-        ec == beast::error::timeout || stopping_) {
+        ec == beast::error::timeout) {
       return Close();
     }
     read_at_ = std::chrono::steady_clock::now();
@@ -93,6 +136,8 @@ class Session final : public net::Connection, public std::enable_shared_from_thi
       return Write();
     }
     response_.emplace(Route(parser_->get(), context_));
+    // Received during the stop: answered, and the client told it is the last.
+    if (stopping_) response_->keep_alive(false);
     Write();
   }
 
@@ -108,18 +153,17 @@ class Session final : public net::Connection, public std::enable_shared_from_thi
 
   void OnWrite(beast::error_code ec) {
     writing_ = false;
-    if (!ec) {
-      context_.stats.ObserveDuration(Front::kHttp, std::chrono::steady_clock::now() - read_at_);
-    }
-    if (ec || !keep_alive_) return Close();
+    if (!ec) context_.stats.ObserveDuration(Front::kHttp, std::chrono::steady_clock::now() - read_at_);
+    if (ec) return Close();
     if (stopping_) return CloseGracefully();
+    if (!keep_alive_) return Close();
     Read();
   }
 
-  // The server is stopping and every response is handed to the kernel: close
+  // The server is stopping, every request received is answered and every
+  // response handed to the kernel (no read or write is pending): close
   // without letting unread input turn the close into a reset that drops
-  // responses still in the kernel's send queue. Releasing the socket cancels
-  // the pending read.
+  // responses still in the kernel's send queue.
   void CloseGracefully() { net::CloseWhenSent(stream_.release_socket()); }
 
   void Close() {

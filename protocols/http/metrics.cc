@@ -191,6 +191,16 @@ std::string RenderMetrics(const StatsSnapshot& s, const GeneratorCore& generator
            "Seconds until the ID layout's time field is exhausted.");
   w.Sample("katsubushi_id_time_remaining_seconds", "",
            end_ms > now_ms ? static_cast<uint64_t>((end_ms - now_ms) / 1000) : 0);
+
+  // gRPC reply coalescing (protocols/grpc/reply_coalescer.h): replies that
+  // stop being corked under load, or start being uncorkable, after a gRPC
+  // upgrade mean it no longer works.
+  w.Header("katsubushi_grpc_replies_corked_total", "counter",
+           "gRPC replies held behind TCP_CORK and sent with others of their batch.");
+  w.Sample("katsubushi_grpc_replies_corked_total", "", s.grpc_replies_corked);
+  w.Header("katsubushi_grpc_replies_uncorkable_total", "counter",
+           "gRPC replies on a channel gRPC did not name fd:<n>, sent without coalescing.");
+  w.Sample("katsubushi_grpc_replies_uncorkable_total", "", s.grpc_replies_uncorkable);
   return out;
 }
 

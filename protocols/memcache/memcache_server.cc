@@ -45,10 +45,16 @@ class Connection final : public net::Connection,
   }
 
   void StopWhenIdle() override {
-    // A reply being written is finished first (OnWritable closes); a
-    // connection waiting for input has nothing in flight and closes now.
+    // A reply being written is finished first (OnWritable closes). A
+    // connection waiting for input is asked to end its read rather than
+    // closed here: the read may already have taken a request off the socket
+    // (its completion queued behind this sweep), and a request the server
+    // has received is answered. OnRead tells the two apart.
     stopping_ = true;
-    if (unsent_.empty()) CloseGracefully();
+    if (unsent_.empty()) {
+      boost::system::error_code ignored;
+      socket_.cancel(ignored);
+    }
   }
 
  private:
@@ -66,6 +72,7 @@ class Connection final : public net::Connection,
   }
 
   void OnRead(boost::system::error_code ec, size_t n) {
+    if (ec == asio::error::operation_aborted && stopping_) return CloseGracefully();
     if (ec) return Close();
     const Clock::time_point read_at = Clock::now();
     input_.Commit(n);
@@ -151,13 +158,12 @@ class Connection final : public net::Connection,
     socket_.close(ignored);
   }
 
-  // The server is stopping and every reply is handed to the kernel: close
-  // without letting unread input turn the close into a reset that drops
-  // replies still in the kernel's send queue.
+  // The server is stopping, every request received is answered and every
+  // reply handed to the kernel (no read or write is pending): close without
+  // letting unread input turn the close into a reset that drops replies
+  // still in the kernel's send queue.
   void CloseGracefully() {
-    boost::system::error_code ignored;
     idle_timer_.cancel();
-    socket_.cancel(ignored);  // the pending read ends (operation_aborted)
     net::CloseWhenSent(std::move(socket_));
   }
 

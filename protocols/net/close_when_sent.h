@@ -5,9 +5,19 @@
 // then close once the peer has acknowledged every byte (SIOCOUTQ reads 0),
 // polling on the connection's own io thread. The wait keeps the worker busy,
 // so it is bounded by the drain's deadline like any request in flight.
+//
+// A peer that has gone is not waited for: a client that sent a request and
+// closed without reading answers the reply with a reset, and a reset TCP
+// socket keeps reporting the bytes it never got acknowledged (SIOCOUTQ is
+// write_seq - snd_una, which the reset leaves as it was), so polling the
+// queue alone would hold the stop until the deadline. Nothing queued on a
+// reset connection can ever be delivered.
 #pragma once
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <linux/sockios.h>
 
 #include <boost/asio/steady_timer.hpp>
@@ -20,14 +30,24 @@ namespace katsubushi::net {
 // within microseconds, one to a slow reader takes what it takes.
 inline constexpr std::chrono::milliseconds kSendQueuePollInterval{2};
 
+// Whether what was written to `fd` is either acknowledged or undeliverable:
+// the send queue is empty, or the connection is reset (a TCP socket in
+// TCP_CLOSE; a unix socket's queue empties when its peer closes).
+inline bool SendQueueSettled(int fd) {
+  int queued = 0;
+  if (::ioctl(fd, SIOCOUTQ, &queued) != 0 || queued <= 0) return true;
+  tcp_info info{};
+  socklen_t length = sizeof info;
+  return ::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) == 0 && info.tcpi_state == TCP_CLOSE;
+}
+
 template <typename Socket>
 void CloseWhenSent(Socket socket) {
   class Closer : public std::enable_shared_from_this<Closer> {
    public:
     explicit Closer(Socket s) : socket_(std::move(s)), timer_(socket_.get_executor()) {}
     void Poll() {
-      int queued = 0;
-      if (::ioctl(socket_.native_handle(), SIOCOUTQ, &queued) != 0 || queued <= 0) {
+      if (SendQueueSettled(socket_.native_handle())) {
         boost::system::error_code ignored;
         socket_.close(ignored);
         return;

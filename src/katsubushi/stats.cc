@@ -80,6 +80,8 @@ StatsSnapshot Stats::Snapshot() const {
   for (size_t i = 0; i < kIssueErrorCount; ++i) {
     s.misses_by_error[i] = misses_by_error_[i].load(std::memory_order_relaxed);
   }
+  s.grpc_replies_corked = grpc_replies_corked_.load(std::memory_order_relaxed);
+  s.grpc_replies_uncorkable = grpc_replies_uncorkable_.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -72,6 +72,10 @@ struct StatsSnapshot {
   std::array<uint64_t, kFrontCount> misses_by_front{};
   std::array<uint64_t, kIssueErrorCount> misses_by_error{};
   std::array<LatencySnapshot, kFrontCount> duration_by_front{};
+
+  // The gRPC front's reply coalescing (protocols/grpc/reply_coalescer.h).
+  uint64_t grpc_replies_corked = 0;
+  uint64_t grpc_replies_uncorkable = 0;
 };
 
 class Stats {
@@ -96,6 +100,13 @@ class Stats {
     PerFront(front).duration.Observe(duration, requests);
   }
 
+  // gRPC replies held behind TCP_CORK, and replies on a channel whose
+  // socket the gRPC front could not find. Added once per batch of replies.
+  void CountGrpcReplies(uint64_t corked, uint64_t uncorkable) {
+    grpc_replies_corked_.fetch_add(corked, std::memory_order_relaxed);
+    grpc_replies_uncorkable_.fetch_add(uncorkable, std::memory_order_relaxed);
+  }
+
   StatsSnapshot Snapshot() const;
 
  private:
@@ -112,6 +123,8 @@ class Stats {
   const std::chrono::steady_clock::time_point started_;
   std::array<FrontCounters, kFrontCount> fronts_;
   std::array<std::atomic<uint64_t>, kIssueErrorCount> misses_by_error_{};
+  std::atomic<uint64_t> grpc_replies_corked_{0};
+  std::atomic<uint64_t> grpc_replies_uncorkable_{0};
 };
 
 }  // namespace katsubushi

@@ -145,3 +145,28 @@ def test_all_fronts_at_once_all_distinct(fronts, stubs):
                                                        "grpc": 25000}
     assert len(set(everything)) == 100_000
     assert all(worker_of(i) == 654 for i in everything)
+
+
+def metric(http_port, name):
+    c = http.client.HTTPConnection("127.0.0.1", http_port, timeout=5)
+    c.request("GET", "/metrics")
+    body = c.getresponse().read().decode()
+    c.close()
+    return int(next(line.split()[1] for line in body.splitlines() if line.startswith(name + " ")))
+
+
+def test_grpc_reply_coalescing_is_counted(fronts, stubs):
+    """Many calls in flight on one channel: replies of a batch are corked, and
+    every channel is one the front can cork (gRPC names it fd:<n>). Both
+    counters are in /metrics, so a gRPC upgrade that stops it shows."""
+    pb, rpc = stubs["katsubushi_pb2"], stubs["katsubushi_pb2_grpc"]
+    assert metric(fronts.http_port, "katsubushi_grpc_replies_corked_total") == 0
+    with grpc.insecure_channel(f"127.0.0.1:{fronts.grpc_port}") as ch:
+        gen = rpc.GeneratorStub(ch)
+        for _ in range(20):
+            futures = [gen.Fetch.future(pb.FetchRequest(), timeout=10) for _ in range(100)]
+            assert all(f.result().id > 0 for f in futures)
+    corked = metric(fronts.http_port, "katsubushi_grpc_replies_corked_total")
+    print(f"2000 calls, 100 at a time: {corked} replies corked")
+    assert corked > 0
+    assert metric(fronts.http_port, "katsubushi_grpc_replies_uncorkable_total") == 0

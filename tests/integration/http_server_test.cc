@@ -174,14 +174,20 @@ TEST_F(HttpServerTest, SlowlorisIsCutOffByTheRequestTimeout) {
   ExpectHealthy();
 }
 
-TEST_F(HttpServerTest, IdleKeepAliveIsClosedByTheTimeout) {
+// The wait for the next request follows the idle timeout, not the request
+// timeout (a load balancer's idle connections outlive 30 s).
+TEST_F(HttpServerTest, IdleKeepAliveIsClosedByTheIdleTimeout) {
   HttpOptions options;
   options.request_timeout = 300ms;
+  options.idle_timeout = 1500ms;
   Start(options);
   Client c(server_->port());
   c.Send("GET /id HTTP/1.1\r\nHost: x\r\n\r\n");
   ReadResponse(c);
+  const auto idle_since = std::chrono::steady_clock::now();
+  EXPECT_FALSE(c.WaitClosed(1000ms)) << "closed by the request timeout";
   EXPECT_TRUE(c.WaitClosed(2s));
+  EXPECT_GE(std::chrono::steady_clock::now() - idle_since, 1400ms);
 }
 
 TEST_F(HttpServerTest, MaxConnections) {

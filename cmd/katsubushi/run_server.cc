@@ -21,6 +21,7 @@
 #include "memcache/session.h"
 #include "net/front.h"
 #include "stop_signal.h"
+#include "systemd/service_notifier.h"
 
 namespace katsubushi {
 namespace {
@@ -65,6 +66,8 @@ int RunServer(const Config& config) {
     return 1;
   }
   std::unique_ptr<GeneratorCore> generator = std::move(created).value();
+  // sd_notify: STATUS while waiting, READY=1, WATCHDOG=1, STOPPING=1 at the signal.
+  systemd::ServiceNotifier notifier(*generator, stop);
 
   WorkerIdSource source;
   if (leased) {
@@ -73,7 +76,7 @@ int RunServer(const Config& config) {
     lease_options.min_worker_id = config.min_worker_id;
     lease_options.max_worker_id = config.max_worker_id;
     lease_options.lease_expiry = config.lease_expiry;
-    lease_options.log = LeaseLogToSpdlog();
+    lease_options.log = notifier.LeaseLog(LeaseLogToSpdlog());
     source.redis = std::make_unique<lease::RedisLeaseKeeper>(*generator, SystemClock::Instance(),
                                                              std::move(lease_options));
     source.redis->Start();
@@ -81,7 +84,7 @@ int RunServer(const Config& config) {
     lease::StateFileOptions file_options;
     file_options.path = config.state_file;
     file_options.worker_id = config.worker_id;
-    file_options.log = LeaseLogToSpdlog();
+    file_options.log = notifier.LeaseLog(LeaseLogToSpdlog());
     source.state_file = std::make_unique<lease::StateFileKeeper>(*generator, SystemClock::Instance(),
                                                                  std::move(file_options));
     std::string error;
@@ -154,6 +157,7 @@ int RunServer(const Config& config) {
     spdlog::info("Listening gRPC server at [::]:{}", grpc_server->port());
   }
   if (!leased) spdlog::info("Worker ID = {}", generator->worker_id());
+  notifier.ListenersUp();
 
   stop_signal.Wait();
 

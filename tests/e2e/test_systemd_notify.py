@@ -18,8 +18,8 @@ import uuid
 
 import pytest
 
-from conftest import free_port, wait_listening, worker_of
-from test_redis_lease import NS, RedisServer, rds  # noqa: F401  (rds is a fixture)
+from conftest import free_port, memcache_get, wait_listening, worker_of
+from test_redis_lease import NS, LeasedServer, RedisServer, rds  # noqa: F401  (rds is a fixture)
 
 
 class NotifySocket:
@@ -83,8 +83,9 @@ def notify(tmp_path):
     n.close()
 
 
-class Service:
-    """The binary started the way systemd starts it."""
+class Service(LeasedServer):
+    """The binary started the way systemd starts it (stop and output as
+    LeasedServer's)."""
 
     def __init__(self, binary, notify, tmp_path, args, watchdog_usec=None):
         env = {k: v for k, v in os.environ.items()
@@ -92,25 +93,11 @@ class Service:
         env["NOTIFY_SOCKET"] = notify.env_value
         if watchdog_usec is not None:
             env["WATCHDOG_USEC"] = str(watchdog_usec)
+        self.conn = None
         self.log_path = tmp_path / f"katsubushi-{len(os.listdir(tmp_path))}.log"
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([binary, "-threads=1", *args], stdout=self.log,
                                      stderr=subprocess.STDOUT, env=env)
-
-    def output(self):
-        self.log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        return self.proc.returncode
 
 
 @pytest.fixture
@@ -125,17 +112,6 @@ def services(katsubushi_bin, tmp_path):
     yield start
     for s in started:
         s.stop()
-
-
-def memcache_get(port):
-    with socket.create_connection(("127.0.0.1", port), timeout=2) as c:
-        c.sendall(b"get id\r\n")
-        reply = b""
-        while not reply.endswith(b"END\r\n"):
-            chunk = c.recv(256)
-            assert chunk, reply
-            reply += chunk
-    return int(reply.split(b"\r\n")[1])
 
 
 def index_of(messages, predicate):

@@ -7,13 +7,11 @@
 # 127.0.0.1 with an ID of that worker id, and stops with exit 0 on SIGTERM;
 # remove keeps the settings, purge removes them.
 #
-#   check_deb.sh ENGINE... -- RUN_FLAGS... -- IMAGE RELEASE_DIR
+#   ENGINE="podman --runtime runc" RUN_FLAGS="--ulimit ..." check_deb.sh IMAGE RELEASE_DIR
+# (words without spaces, as scripts/container-test sets them)
 set -euo pipefail
-engine=() run_flags=()
-while [[ $1 != -- ]]; do engine+=("$1"); shift; done
-shift
-while [[ $1 != -- ]]; do run_flags+=("$1"); shift; done
-shift
+read -r -a engine <<<"$ENGINE"
+read -r -a run_flags <<<"${RUN_FLAGS:-}"
 image=$1 release=$2
 deb=$(cd "$release" && ls katsubushi_*_amd64.deb)
 

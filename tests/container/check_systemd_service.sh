@@ -9,13 +9,11 @@
 #
 # podman only (--systemd=always); the run flags serve the image build too.
 #
-#   check_systemd_service.sh ENGINE... -- RUN_FLAGS... -- BASE_IMAGE RELEASE_DIR
+#   ENGINE="podman --runtime runc" RUN_FLAGS="--ulimit ..." check_systemd_service.sh IMAGE RELEASE_DIR
+# (words without spaces, as scripts/container-test sets them)
 set -euo pipefail
-engine=() run_flags=()
-while [[ $1 != -- ]]; do engine+=("$1"); shift; done
-shift
-while [[ $1 != -- ]]; do run_flags+=("$1"); shift; done
-shift
+read -r -a engine <<<"$ENGINE"
+read -r -a run_flags <<<"${RUN_FLAGS:-}"
 base=$1 release=$2
 image=localhost/katsubushi-systemd-check:bookworm
 fail() { echo "check_systemd_service: $*" >&2; exit 1; }

@@ -15,6 +15,7 @@
 #include "katsubushi/version.h"
 #include "logging.h"
 #include "stop_signal.h"
+#include "systemd/service_notifier.h"
 
 namespace katsubushi {
 namespace {
@@ -68,6 +69,8 @@ int RunServer(const Config& config) {
     return 1;
   }
   std::unique_ptr<GeneratorCore> generator = std::move(created).value();
+  // sd_notify: STATUS while waiting, READY=1, WATCHDOG=1, STOPPING=1 at the signal.
+  systemd::ServiceNotifier notifier(*generator, stop);
 
   WorkerIdSource source;
   if (leased) {
@@ -82,7 +85,7 @@ int RunServer(const Config& config) {
     lease_options.min_worker_id = config.min_worker_id;
     lease_options.max_worker_id = config.max_worker_id;
     lease_options.lease_expiry = config.lease_expiry;
-    lease_options.log = LeaseLogToSpdlog();
+    lease_options.log = notifier.LeaseLog(LeaseLogToSpdlog());
     source.redis = std::make_unique<lease::RedisLeaseKeeper>(*generator, SystemClock::Instance(),
                                                              std::move(lease_options));
     source.redis->Start();
@@ -90,7 +93,7 @@ int RunServer(const Config& config) {
     lease::StateFileOptions file_options;
     file_options.path = config.state_file;
     file_options.worker_id = config.worker_id;
-    file_options.log = LeaseLogToSpdlog();
+    file_options.log = notifier.LeaseLog(LeaseLogToSpdlog());
     source.state_file = std::make_unique<lease::StateFileKeeper>(*generator, SystemClock::Instance(),
                                                                  std::move(file_options));
     std::string error;
@@ -114,6 +117,7 @@ int RunServer(const Config& config) {
     return 1;
   }
   if (!leased) spdlog::info("Worker ID = {}", generator->worker_id());
+  notifier.ListenersUp();
 
   stop_signal.Wait();
 

@@ -56,6 +56,17 @@ def stop_process(proc, sig=signal.SIGTERM, timeout=10):
             proc.wait()
     return proc.returncode
 
+def memcache_get(port):
+    """One ID through the memcached text protocol on 127.0.0.1:port."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+        c.sendall(b"get id\r\n")
+        reply = b""
+        while not reply.endswith(b"END\r\n"):
+            chunk = c.recv(4096)
+            assert chunk, reply
+            reply += chunk
+    return int(reply.split(b"\r\n")[1])
+
 
 @pytest.fixture(scope="session")
 def katsubushi_bin():

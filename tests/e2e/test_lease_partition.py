@@ -31,7 +31,7 @@ import uuid
 import pytest
 
 import kb_ctypes
-from conftest import free_port, ms_of, wait_listening, worker_of
+from conftest import free_port, memcache_get, ms_of, wait_listening, worker_of
 from tcp_relay import TcpRelay
 from test_c_abi_lease import parse
 from test_redis_lease import rds, servers, wait_for  # noqa: F401  (fixtures)
@@ -118,15 +118,9 @@ def check_faketime_reaches_binary(binary, env, skew_s):
         except RuntimeError:
             proc.kill()
             pytest.fail(f"katsubushi under libfaketime did not start: {proc.communicate()[0]!r}")
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-            s.sendall(b"get k\r\n")
-            reply = b""
-            while not reply.endswith(b"END\r\n"):
-                chunk = s.recv(4096)
-                assert chunk, reply
-                reply += chunk
+        id_ = memcache_get(port)
         real_ms = time.time() * 1000
-        assert_clock_behind("the katsubushi binary", ms_of(int(reply.split(b"\r\n")[1])), real_ms, skew_s)
+        assert_clock_behind("the katsubushi binary", ms_of(id_), real_ms, skew_s)
     finally:
         proc.kill()
         proc.wait()

@@ -20,7 +20,7 @@ class CoreBackend final : public Backend {
               std::string_view version, std::function<Status()> health = {})
       : generator_(generator),
         stats_(stats),
-        issuer_(generator, stats, Front::kGrpc),
+        issuer_(generator, stats, FrontLabel::kGrpc),
         version_(version),
         health_(std::move(health)) {}
 
@@ -28,7 +28,7 @@ class CoreBackend final : public Backend {
   Status NextIds(std::span<uint64_t> out) override;
   StatsFields GetStats() override;
   void ObserveDuration(std::chrono::nanoseconds duration) override {
-    stats_.ObserveDuration(Front::kGrpc, duration);
+    stats_.ObserveDuration(FrontLabel::kGrpc, duration);
   }
   Status Health() override;
   void CountReplies(uint64_t corked, uint64_t uncorkable) override {

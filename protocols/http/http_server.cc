@@ -47,10 +47,10 @@ class Session final : public net::Connection, public std::enable_shared_from_thi
           net::TcpSocket socket)
       : net::Connection(worker), context_(context), options_(options), stream_(std::move(socket)) {}
 
-  ~Session() override { context_.stats.ConnectionClosed(Front::kHttp); }
+  ~Session() override { context_.stats.ConnectionClosed(FrontLabel::kHttp); }
 
   void Start() {
-    context_.stats.ConnectionOpened(Front::kHttp);
+    context_.stats.ConnectionOpened(FrontLabel::kHttp);
     Read();
   }
 
@@ -153,7 +153,7 @@ class Session final : public net::Connection, public std::enable_shared_from_thi
 
   void OnWrite(beast::error_code ec) {
     writing_ = false;
-    if (!ec) context_.stats.ObserveDuration(Front::kHttp, std::chrono::steady_clock::now() - read_at_);
+    if (!ec) context_.stats.ObserveDuration(FrontLabel::kHttp, std::chrono::steady_clock::now() - read_at_);
     if (ec) return Close();
     if (stopping_) return CloseGracefully();
     if (!keep_alive_) return Close();

@@ -121,11 +121,11 @@ std::string RenderMetrics(const StatsSnapshot& s, const GeneratorCore& generator
 
   w.Header("katsubushi_ids_issued_total", "counter", "IDs issued, by front.");
   for (size_t i = 0; i < kFrontCount; ++i) {
-    w.Labeled("katsubushi_ids_issued_total", "front", FrontName(static_cast<Front>(i)), s.ids_by_front[i]);
+    w.Labeled("katsubushi_ids_issued_total", "front", FrontName(static_cast<FrontLabel>(i)), s.ids_by_front[i]);
   }
   w.Header("katsubushi_get_requests_total", "counter", "Requests for IDs (a multi-key get is one), by front.");
   for (size_t i = 0; i < kFrontCount; ++i) {
-    w.Labeled("katsubushi_get_requests_total", "front", FrontName(static_cast<Front>(i)),
+    w.Labeled("katsubushi_get_requests_total", "front", FrontName(static_cast<FrontLabel>(i)),
               s.cmd_get_by_front[i]);
   }
   w.Header("katsubushi_issue_failures_total", "counter", "IDs that could not be issued, by reason.");
@@ -135,24 +135,24 @@ std::string RenderMetrics(const StatsSnapshot& s, const GeneratorCore& generator
   }
   // gRPC's C++ server has no hook per connection, so the gRPC front counts
   // none: rather no series than a gauge that always reads 0.
-  auto counts_connections = [](size_t i) { return static_cast<Front>(i) != Front::kGrpc; };
+  auto counts_connections = [](size_t i) { return static_cast<FrontLabel>(i) != FrontLabel::kGrpc; };
   w.Header("katsubushi_connections", "gauge", "Open connections, by front.");
   for (size_t i = 0; i < kFrontCount; ++i) {
     if (!counts_connections(i)) continue;
-    w.Labeled("katsubushi_connections", "front", FrontName(static_cast<Front>(i)),
+    w.Labeled("katsubushi_connections", "front", FrontName(static_cast<FrontLabel>(i)),
               s.curr_connections_by_front[i]);
   }
   w.Header("katsubushi_connections_total", "counter", "Connections accepted, by front.");
   for (size_t i = 0; i < kFrontCount; ++i) {
     if (!counts_connections(i)) continue;
-    w.Labeled("katsubushi_connections_total", "front", FrontName(static_cast<Front>(i)),
+    w.Labeled("katsubushi_connections_total", "front", FrontName(static_cast<FrontLabel>(i)),
               s.total_connections_by_front[i]);
   }
 
   w.Header("katsubushi_request_duration_seconds", "histogram",
            "Time from a request's last byte read to its reply handed to the socket, by front.");
   for (size_t i = 0; i < kFrontCount; ++i) {
-    w.Histogram("katsubushi_request_duration_seconds", "front", FrontName(static_cast<Front>(i)),
+    w.Histogram("katsubushi_request_duration_seconds", "front", FrontName(static_cast<FrontLabel>(i)),
                 s.duration_by_front[i]);
   }
 

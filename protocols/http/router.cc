@@ -90,7 +90,7 @@ Response IssueFailure(const Request& request, const Status& error) {
 }
 
 Issuer HttpIssuer(const HttpContext& context) {
-  return Issuer(context.generator, context.stats, Front::kHttp);
+  return Issuer(context.generator, context.stats, FrontLabel::kHttp);
 }
 
 Response GetId(const Request& request, const HttpContext& context) {

@@ -94,7 +94,7 @@ bool BinarySession::Handle(const RequestHeader& h, std::string_view key, std::st
 }
 
 void BinarySession::HandleGet(const RequestHeader& h, std::string_view key, std::string* out) {
-  const Result<uint64_t> id = Issuer(context_.generator, context_.stats, Front::kMemcacheBinary).Next();
+  const Result<uint64_t> id = Issuer(context_.generator, context_.stats, FrontLabel::kMemcacheBinary).Next();
   if (!id.ok()) {
     AppendError(h, BinaryStatus::kTemporaryFailure, id.status().message(), out);
     return;

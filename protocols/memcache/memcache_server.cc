@@ -80,8 +80,8 @@ class Connection final : public net::Connection,
       const auto first = static_cast<uint8_t>(input_.pending()[0]);
       session_ = NewSession(first, context_);
       if (first == kBinaryRequestMagic) {
-        context_.stats.ConnectionIs(front_, Front::kMemcacheBinary);
-        front_ = Front::kMemcacheBinary;
+        context_.stats.ConnectionIs(front_, FrontLabel::kMemcacheBinary);
+        front_ = FrontLabel::kMemcacheBinary;
       }
     }
 
@@ -176,7 +176,7 @@ class Connection final : public net::Connection,
   std::string unsent_;  // reply bytes the kernel did not take yet (usually empty)
   bool close_after_write_ = false;
   bool stopping_ = false;
-  Front front_ = Front::kMemcacheText;  // the label it is counted under
+  FrontLabel front_ = FrontLabel::kMemcacheText;  // the label it is counted under
   Clock::time_point last_active_;  // start, or the last completed command
 };
 

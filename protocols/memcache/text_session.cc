@@ -131,7 +131,7 @@ bool TextSession::HandleLine(std::string_view line, std::string* out) {
 }
 
 void TextSession::HandleGet(std::string* out) {
-  Issuer issuer(context_.generator, context_.stats, Front::kMemcacheText);
+  Issuer issuer(context_.generator, context_.stats, FrontLabel::kMemcacheText);
   const size_t keys = tokens_.size() - 1;
   if (keys == 0) {
     issuer.CountRefused();
@@ -242,7 +242,7 @@ void TextSession::HandleMetaGet(std::string* out) {
     }
     if (flag == 'v') value = true;
   }
-  const Result<uint64_t> id = Issuer(context_.generator, context_.stats, Front::kMemcacheText).Next();
+  const Result<uint64_t> id = Issuer(context_.generator, context_.stats, FrontLabel::kMemcacheText).Next();
   if (!id.ok()) {
     AppendServerError(id.status(), out);
     return;

@@ -18,7 +18,7 @@ namespace katsubushi {
 
 class Issuer {
  public:
-  Issuer(GeneratorCore& generator, Stats& stats, Front front)
+  Issuer(GeneratorCore& generator, Stats& stats, FrontLabel front)
       : generator_(generator), stats_(stats), front_(front) {}
 
   Result<uint64_t> Next() {
@@ -51,7 +51,7 @@ class Issuer {
  private:
   GeneratorCore& generator_;
   Stats& stats_;
-  const Front front_;
+  const FrontLabel front_;
 };
 
 }  // namespace katsubushi

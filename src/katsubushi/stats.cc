@@ -6,13 +6,13 @@
 
 namespace katsubushi {
 
-std::string_view FrontName(Front front) {
+std::string_view FrontName(FrontLabel front) {
   switch (front) {
-    case Front::kMemcacheText: return "memcache_text";
-    case Front::kMemcacheBinary: return "memcache_binary";
-    case Front::kHttp: return "http";
-    case Front::kGrpc: return "grpc";
-    case Front::kCount: break;
+    case FrontLabel::kMemcacheText: return "memcache_text";
+    case FrontLabel::kMemcacheBinary: return "memcache_binary";
+    case FrontLabel::kHttp: return "http";
+    case FrontLabel::kGrpc: return "grpc";
+    case FrontLabel::kCount: break;
   }
   return "unknown";
 }
@@ -32,17 +32,17 @@ uint64_t ShardedCounter::Sum() const {
 
 Stats::Stats() : started_(std::chrono::steady_clock::now()) {}
 
-void Stats::ConnectionOpened(Front front) {
+void Stats::ConnectionOpened(FrontLabel front) {
   FrontCounters& f = PerFront(front);
   f.curr_connections.fetch_add(1, std::memory_order_relaxed);
   f.total_connections.fetch_add(1, std::memory_order_relaxed);
 }
 
-void Stats::ConnectionClosed(Front front) {
+void Stats::ConnectionClosed(FrontLabel front) {
   PerFront(front).curr_connections.fetch_sub(1, std::memory_order_relaxed);
 }
 
-void Stats::ConnectionIs(Front from, Front to) {
+void Stats::ConnectionIs(FrontLabel from, FrontLabel to) {
   if (from == to) return;
   FrontCounters& f = PerFront(from);
   f.curr_connections.fetch_sub(1, std::memory_order_relaxed);
@@ -50,7 +50,7 @@ void Stats::ConnectionIs(Front from, Front to) {
   ConnectionOpened(to);
 }
 
-void Stats::CountFailed(Front front, const Status& error, uint64_t ids) {
+void Stats::CountFailed(FrontLabel front, const Status& error, uint64_t ids) {
   PerFront(front).misses.fetch_add(ids, std::memory_order_relaxed);
   misses_by_error_[static_cast<size_t>(IssueErrorOf(error))].fetch_add(
       ids, std::memory_order_relaxed);

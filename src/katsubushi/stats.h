@@ -27,16 +27,18 @@
 
 namespace katsubushi {
 
-enum class Front : uint8_t {
+// Which front a request or connection came through: the label of its counters
+// (not to be confused with net::Front, the lifecycle every front implements).
+enum class FrontLabel : uint8_t {
   kMemcacheText,
   kMemcacheBinary,
   kHttp,
   kGrpc,
   kCount,
 };
-inline constexpr size_t kFrontCount = static_cast<size_t>(Front::kCount);
+inline constexpr size_t kFrontCount = static_cast<size_t>(FrontLabel::kCount);
 inline constexpr size_t kIssueErrorCount = static_cast<size_t>(IssueError::kCount);
-std::string_view FrontName(Front front);
+std::string_view FrontName(FrontLabel front);
 
 // A counter written from many threads without sharing a cache line.
 class ShardedCounter {
@@ -84,19 +86,19 @@ class Stats {
   Stats(const Stats&) = delete;
   Stats& operator=(const Stats&) = delete;
 
-  void ConnectionOpened(Front front);
-  void ConnectionClosed(Front front);
+  void ConnectionOpened(FrontLabel front);
+  void ConnectionClosed(FrontLabel front);
   // A connection opened as `from` turned out to be `to` (memcached text and
   // binary share a port; the first byte decides): moves it, current and total.
-  void ConnectionIs(Front from, Front to);
-  void CountGet(Front front) { PerFront(front).cmd_get.Add(1); }
-  void CountIssued(Front front, uint64_t ids) { PerFront(front).ids.Add(ids); }
+  void ConnectionIs(FrontLabel from, FrontLabel to);
+  void CountGet(FrontLabel front) { PerFront(front).cmd_get.Add(1); }
+  void CountIssued(FrontLabel front, uint64_t ids) { PerFront(front).ids.Add(ids); }
   // `ids` is how many IDs the failed request asked for.
-  void CountFailed(Front front, const Status& error, uint64_t ids = 1);
+  void CountFailed(FrontLabel front, const Status& error, uint64_t ids = 1);
   // `requests` requests of `front` answered after `duration` each, measured
   // by the front from the request's arrival (its last byte read) to its reply
   // handed to the socket.
-  void ObserveDuration(Front front, std::chrono::nanoseconds duration, uint64_t requests = 1) {
+  void ObserveDuration(FrontLabel front, std::chrono::nanoseconds duration, uint64_t requests = 1) {
     PerFront(front).duration.Observe(duration, requests);
   }
 
@@ -118,7 +120,7 @@ class Stats {
     std::atomic<uint64_t> total_connections{0};
     LatencyHistogram duration;
   };
-  FrontCounters& PerFront(Front front) { return fronts_[static_cast<size_t>(front)]; }
+  FrontCounters& PerFront(FrontLabel front) { return fronts_[static_cast<size_t>(front)]; }
 
   const std::chrono::steady_clock::time_point started_;
   std::array<FrontCounters, kFrontCount> fronts_;

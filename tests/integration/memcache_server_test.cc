@@ -503,8 +503,8 @@ TEST_F(MemcacheServerTest, TwoHundredThousandIdsOverEightMixedConnectionsAllDist
 
 TEST_F(MemcacheServerTest, ConnectionsAreCountedUnderTheirProtocol) {
   StartServer();
-  const auto text = static_cast<size_t>(Front::kMemcacheText);
-  const auto binary = static_cast<size_t>(Front::kMemcacheBinary);
+  const auto text = static_cast<size_t>(FrontLabel::kMemcacheText);
+  const auto binary = static_cast<size_t>(FrontLabel::kMemcacheBinary);
   auto connections = [&](size_t front) { return stats_.Snapshot().curr_connections_by_front[front]; };
   {
     Client b(port_);

@@ -190,10 +190,10 @@ TEST(MetricsTest, RequestDurationHistogramPerFront) {
   ManualClock clock(kNowMillis * 1000);
   auto generator = std::move(GeneratorCore::Create(clock, GeneratorOptions{.worker_id = kWorker})).value();
   Stats stats;
-  stats.ObserveDuration(Front::kMemcacheText, std::chrono::microseconds(3), 4);  // a batch of 4
-  stats.ObserveDuration(Front::kMemcacheText, std::chrono::microseconds(5));     // le is inclusive
-  stats.ObserveDuration(Front::kMemcacheText, std::chrono::microseconds(40));
-  stats.ObserveDuration(Front::kMemcacheText, std::chrono::seconds(3));  // beyond the last bound
+  stats.ObserveDuration(FrontLabel::kMemcacheText, std::chrono::microseconds(3), 4);  // a batch of 4
+  stats.ObserveDuration(FrontLabel::kMemcacheText, std::chrono::microseconds(5));     // le is inclusive
+  stats.ObserveDuration(FrontLabel::kMemcacheText, std::chrono::microseconds(40));
+  stats.ObserveDuration(FrontLabel::kMemcacheText, std::chrono::seconds(3));  // beyond the last bound
   const std::string text = RenderMetrics(stats.Snapshot(), *generator, "v", true);
   for (const char* line :
        {"# TYPE katsubushi_request_duration_seconds histogram\n",

@@ -11,14 +11,14 @@ namespace {
 
 TEST(StatsTest, CountsKeepGoKatsubushiMeaningAndSplitByFront) {
   Stats stats;
-  stats.ConnectionOpened(Front::kMemcacheText);
-  stats.ConnectionOpened(Front::kMemcacheText);
-  stats.ConnectionOpened(Front::kHttp);
-  stats.ConnectionClosed(Front::kMemcacheText);
-  stats.CountGet(Front::kMemcacheText);   // a get with 3 keys is one command...
-  stats.CountIssued(Front::kMemcacheText, 3);  // ...and three hits
-  stats.CountGet(Front::kGrpc);
-  stats.CountFailed(Front::kGrpc, kClockMovedBackwards, 10);
+  stats.ConnectionOpened(FrontLabel::kMemcacheText);
+  stats.ConnectionOpened(FrontLabel::kMemcacheText);
+  stats.ConnectionOpened(FrontLabel::kHttp);
+  stats.ConnectionClosed(FrontLabel::kMemcacheText);
+  stats.CountGet(FrontLabel::kMemcacheText);   // a get with 3 keys is one command...
+  stats.CountIssued(FrontLabel::kMemcacheText, 3);  // ...and three hits
+  stats.CountGet(FrontLabel::kGrpc);
+  stats.CountFailed(FrontLabel::kGrpc, kClockMovedBackwards, 10);
 
   const StatsSnapshot s = stats.Snapshot();
   EXPECT_EQ(s.pid, ::getpid());
@@ -27,9 +27,9 @@ TEST(StatsTest, CountsKeepGoKatsubushiMeaningAndSplitByFront) {
   EXPECT_EQ(s.cmd_get, 2u);
   EXPECT_EQ(s.get_hits, 3u);
   EXPECT_EQ(s.get_misses, 10u);
-  EXPECT_EQ(s.curr_connections_by_front[static_cast<size_t>(Front::kMemcacheText)], 1u);
-  EXPECT_EQ(s.ids_by_front[static_cast<size_t>(Front::kMemcacheText)], 3u);
-  EXPECT_EQ(s.misses_by_front[static_cast<size_t>(Front::kGrpc)], 10u);
+  EXPECT_EQ(s.curr_connections_by_front[static_cast<size_t>(FrontLabel::kMemcacheText)], 1u);
+  EXPECT_EQ(s.ids_by_front[static_cast<size_t>(FrontLabel::kMemcacheText)], 3u);
+  EXPECT_EQ(s.misses_by_front[static_cast<size_t>(FrontLabel::kGrpc)], 10u);
   EXPECT_EQ(s.misses_by_error[static_cast<size_t>(IssueError::kClockRollback)], 10u);
   EXPECT_GE(s.unix_time, 1'700'000'000);
   EXPECT_GE(s.uptime_seconds, 0);
@@ -67,13 +67,13 @@ TEST(LatencyHistogramTest, CountsBatchesAndSumsAcrossThreads) {
 
 TEST(StatsTest, DurationsAreKeptPerFront) {
   Stats stats;
-  stats.ObserveDuration(Front::kGrpc, std::chrono::microseconds(7));
-  stats.ObserveDuration(Front::kHttp, std::chrono::milliseconds(2), 2);
+  stats.ObserveDuration(FrontLabel::kGrpc, std::chrono::microseconds(7));
+  stats.ObserveDuration(FrontLabel::kHttp, std::chrono::milliseconds(2), 2);
   const StatsSnapshot s = stats.Snapshot();
-  EXPECT_EQ(s.duration_by_front[static_cast<size_t>(Front::kGrpc)].count(), 1u);
-  EXPECT_EQ(s.duration_by_front[static_cast<size_t>(Front::kHttp)].count(), 2u);
-  EXPECT_EQ(s.duration_by_front[static_cast<size_t>(Front::kHttp)].sum_nanos, 4'000'000u);
-  EXPECT_EQ(s.duration_by_front[static_cast<size_t>(Front::kMemcacheText)].count(), 0u);
+  EXPECT_EQ(s.duration_by_front[static_cast<size_t>(FrontLabel::kGrpc)].count(), 1u);
+  EXPECT_EQ(s.duration_by_front[static_cast<size_t>(FrontLabel::kHttp)].count(), 2u);
+  EXPECT_EQ(s.duration_by_front[static_cast<size_t>(FrontLabel::kHttp)].sum_nanos, 4'000'000u);
+  EXPECT_EQ(s.duration_by_front[static_cast<size_t>(FrontLabel::kMemcacheText)].count(), 0u);
 }
 
 TEST(StatsTest, ShardedCounterSumsAcrossThreads) {
@@ -92,7 +92,7 @@ TEST(StatsTest, ErrorKindsHaveStableNames) {
   EXPECT_EQ(IssueErrorName(IssueErrorOf(kClockMovedBackwards)), "clock_moved_backwards");
   EXPECT_EQ(IssueErrorName(IssueErrorOf(kTimeOutOfRange)), "time_out_of_range");
   EXPECT_EQ(IssueErrorName(IssueErrorOf(Status(StatusCode::kInternal, "x"))), "other");
-  EXPECT_EQ(FrontName(Front::kMemcacheBinary), "memcache_binary");
+  EXPECT_EQ(FrontName(FrontLabel::kMemcacheBinary), "memcache_binary");
 }
 
 }  // namespace

@@ -23,7 +23,7 @@ import time
 
 import grpc
 import pytest
-from conftest import free_port, wait_listening
+from conftest import TIME_SCALE, free_port, wait_listening
 from test_shutdown import Katsubushi
 
 STOPS = 10
@@ -120,5 +120,7 @@ def test_stop_under_grpc_load(katsubushi_bin, tmp_path, stubs, channels, per_cha
     assert total["ID"] > 0
     bad = {o: n for o, n in total.items() if o not in ("ID", "UNAVAILABLE", "CANCELLED: CANCELLED")}
     assert not bad, f"calls ended otherwise than with an ID or UNAVAILABLE: {bad} (all: {dict(total)})"
-    assert worst < SHUTDOWN_TIMEOUT_S, "a stop ran into the deadline"
+    # A sanitizer build only has to show that a stop ends (ASan's gRPC runs
+    # several times slower under 50 busy channels); Release holds the deadline.
+    assert worst < SHUTDOWN_TIMEOUT_S * TIME_SCALE, "a stop ran into the deadline"
 

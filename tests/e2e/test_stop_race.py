@@ -15,13 +15,14 @@ import threading
 import time
 
 import pytest
-from conftest import free_port, wait_listening
+from conftest import TIME_SCALE, free_port, wait_listening
 from test_shutdown import Katsubushi
 
 STOPS = 50
 # The bound on an idle machine. The bug waits the whole
-# -shutdown-timeout (5 s), so this catches it with a wide margin.
-STOP_EXIT_S = 0.3
+# -shutdown-timeout (5 s), so this catches it with a wide margin (also at
+# 1.2 s, the bound of a sanitizer build).
+STOP_EXIT_S = 0.3 * TIME_SCALE
 # Load before the signal: enough for every thread to be mid-loop.
 LOAD_S = 0.05
 

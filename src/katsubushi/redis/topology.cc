@@ -140,10 +140,8 @@ class SentinelTopology final : public Topology {
 
 class ClusterTopology final : public Topology {
  public:
-  ClusterTopology(std::vector<NodeAddress> seeds, ConnectOptions options, OnConnect on_connect,
-                  lease::LogFunction log)
-      : seeds_(std::move(seeds)), options_(std::move(options)), on_connect_(std::move(on_connect)),
-        log_(std::move(log)) {
+  ClusterTopology(std::vector<NodeAddress> seeds, ConnectOptions options, OnConnect on_connect)
+      : seeds_(std::move(seeds)), options_(std::move(options)), on_connect_(std::move(on_connect)) {
     options_.db = 0;  // a cluster has only db 0
   }
 
@@ -288,7 +286,6 @@ class ClusterTopology final : public Topology {
   const std::vector<NodeAddress> seeds_;
   ConnectOptions options_;
   const OnConnect on_connect_;
-  const lease::LogFunction log_;
   std::vector<SlotRange> ranges_;  // empty: to be learned
   std::vector<NodeAddress> known_;  // the masters of the last map
   std::map<std::string, std::unique_ptr<Connection>> pool_;
@@ -320,7 +317,7 @@ std::unique_ptr<Topology> MakeTopology(const RedisUrl& url, const ConnectOptions
       return std::make_unique<SentinelTopology>(url.nodes, url.primary_name, data_nodes,
                                                 std::move(on_connect), std::move(log));
     case RedisUrl::Mode::kCluster:
-      return std::make_unique<ClusterTopology>(url.nodes, data_nodes, std::move(on_connect), std::move(log));
+      return std::make_unique<ClusterTopology>(url.nodes, data_nodes, std::move(on_connect));
   }
   return nullptr;
 }

@@ -6,10 +6,10 @@
 # Two images, both FROM scratch (no shell, no package manager), running as
 # the unprivileged user katsubushi (uid 10001):
 #   minimal (default)  the self-contained server (KATSUBUSHI_STATIC_RUNTIME),
-#                      katsubushi-dump, and glibc's libc and loader   4.7 MB
+#                      katsubushi-dump, glibc's libc and loader, CA bundle 11 MB
 #     docker build -t katsubushi-cpp .
 #   grpc               + katsubushi-grpc.so and the gRPC, protobuf,
-#                      OpenSSL and C++ libraries it loads (-grpc-port) 27.5 MB
+#                      OpenSSL and C++ libraries it loads (-grpc-port) 33 MB
 #     docker build --target grpc -t katsubushi-cpp:grpc .
 # Health checks run the binary itself: `katsubushi -health-check` (with the
 # server's ports in its flags or environment; see README).

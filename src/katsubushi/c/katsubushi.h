@@ -43,12 +43,9 @@
  * The same holds when the worker id range is exhausted (one scan of the
  * range per window).
  *
- * SIGPIPE: with a Redis lease the library talks to Redis through hiredis,
- * which writes with write(2); if Redis closes the connection the write raises
- * SIGPIPE, whose default action ends the process. A program that uses a Redis
- * lease must ignore SIGPIPE (signal(SIGPIPE, SIG_IGN), as the katsubushi
- * server does) or block it in the threads that call kb_ functions; the write
- * then fails with EPIPE and the call answers KB_UNAVAILABLE.
+ * SIGPIPE: the library writes to Redis with send(MSG_NOSIGNAL), TLS
+ * included, so a Redis that closed the connection is an error (the call
+ * answers KB_UNAVAILABLE), never a SIGPIPE; the program need not ignore it.
  */
 #ifndef KATSUBUSHI_H_
 #define KATSUBUSHI_H_

@@ -12,7 +12,6 @@ using SteadyTime = std::chrono::steady_clock::time_point;
 WorkerIdLeaseOptions LeaseOptionsOf(const RedisLeaseOptions& options) {
   WorkerIdLeaseOptions out;
   out.redis = options.redis;
-  out.redis.log = options.log;
   out.min_worker_id = options.min_worker_id;
   out.max_worker_id = options.max_worker_id;
   out.expiry = options.lease_expiry;

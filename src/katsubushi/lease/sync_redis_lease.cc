@@ -14,7 +14,6 @@ constexpr int64_t kJustConfirmedMicros = 100'000;
 WorkerIdLeaseOptions LeaseOptionsOf(const SyncLeaseOptions& options) {
   WorkerIdLeaseOptions out;
   out.redis = options.redis;
-  out.redis.log = options.log;
   out.min_worker_id = options.min_worker_id;
   out.max_worker_id = options.max_worker_id;
   out.expiry = options.ttl;

@@ -12,8 +12,19 @@ Status RedisFailure(const std::string& error) {
   return kRedisUnavailable;
 }
 
+namespace {
+
+// The Redis client reports (failovers, eviction) through the lease's log.
+redis::RedisClientOptions ClientOptionsOf(const WorkerIdLeaseOptions& options) {
+  redis::RedisClientOptions client = options.redis;
+  client.log = options.log;
+  return client;
+}
+
+}  // namespace
+
 WorkerIdLease::WorkerIdLease(Clock& clock, WorkerIdLeaseOptions options)
-    : clock_(clock), options_(std::move(options)), client_(options_.redis), rng_(SeededRng()) {}
+    : clock_(clock), options_(std::move(options)), client_(ClientOptionsOf(options_)), rng_(SeededRng()) {}
 
 void WorkerIdLease::Log(LogLevel level, const std::string& message) const {
   if (options_.log) options_.log(level, message);

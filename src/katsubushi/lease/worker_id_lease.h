@@ -58,7 +58,7 @@ inline constexpr Status kRedisTlsFailed{StatusCode::kUnavailable, "cannot reach 
 Status RedisFailure(const std::string& error);
 
 struct WorkerIdLeaseOptions {
-  redis::RedisClientOptions redis;
+  redis::RedisClientOptions redis;  // its log is replaced by `log` below
   uint32_t min_worker_id = 1;
   uint32_t max_worker_id = 1023;
   std::chrono::milliseconds expiry{600'000};  // of the lock key

@@ -72,8 +72,6 @@ RedisCounters RedisClient::counters() const {
                        eviction_possible_.load(std::memory_order_relaxed)};
 }
 
-void RedisClient::Disconnect() { topology_->DropAll(); }
-
 bool RedisClient::CheckEviction(Connection& connection, std::string* error) {
   RedisReply info;
   std::string why;
@@ -219,7 +217,14 @@ RedisClient::Write RedisClient::RunWrite(std::string_view key, Args args, RedisR
   Connection* used = nullptr;
   if (!Exchange(key, wire, 2, &replies, &used)) return Write::kNoAnswer;
   *reply = std::move(replies[0]);
-  if (reply->is_error() || used == nullptr) return Write::kDone;  // nothing written, or an ASK hop
+  if (reply->is_error()) return Write::kDone;  // nothing written
+  if (used == nullptr) {
+    // An ASK hop (a slot being migrated) went over a one-off connection,
+    // which is gone: WAIT cannot ask about it, so it does not count.
+    replica_ack_failures_.fetch_add(1, std::memory_order_relaxed);
+    error_ = "a lease write redirected by ASK cannot be checked against the replicas";
+    return Write::kNotReplicated;
+  }
   uint32_t replicas = 0;
   if (!ReplicasToWaitFor(used, replies[1], &replicas)) {
     replica_ack_failures_.fetch_add(1, std::memory_order_relaxed);

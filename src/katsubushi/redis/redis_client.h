@@ -102,7 +102,6 @@ class RedisClient {
               const std::function<void(std::string_view)>& on_message,
               const std::function<bool()>& keep_going);
 
-  void Disconnect();
   const std::string& error() const { return error_; }
   RedisCounters counters() const;
 

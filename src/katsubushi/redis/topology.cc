@@ -35,7 +35,6 @@ class StandaloneTopology final : public Topology {
     return Connection::Open(address_, options_, error);
   }
   void Drop(Connection*) override { connection_.reset(); }
-  void DropAll() override { connection_.reset(); }
 
  private:
   const NodeAddress address_;
@@ -69,7 +68,6 @@ class SentinelTopology final : public Topology {
     return Connection::Open(primary, data_nodes_, error);
   }
   void Drop(Connection*) override { connection_.reset(); }
-  void DropAll() override { connection_.reset(); }
 
  private:
   // The primary's address from the first sentinel that knows it.
@@ -192,10 +190,6 @@ class ClusterTopology final : public Topology {
     ranges_.clear();  // learn the map again before the next command
   }
   void SlotMoved() override { ranges_.clear(); }
-  void DropAll() override {
-    pool_.clear();
-    ranges_.clear();
-  }
 
  private:
   struct SlotRange {

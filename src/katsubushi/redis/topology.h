@@ -48,7 +48,6 @@ class Topology {
   virtual void Drop(Connection* connection) = 0;
   // A MOVED reply: the slot map is stale.
   virtual void SlotMoved() {}
-  virtual void DropAll() = 0;
 };
 
 std::unique_ptr<Topology> MakeTopology(const RedisUrl& url, const ConnectOptions& data_nodes,

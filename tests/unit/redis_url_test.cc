@@ -5,6 +5,7 @@
 
 #include "katsubushi/redis/error_reply.h"
 #include "katsubushi/redis/redis_url.h"
+#include "katsubushi/redis/reply.h"
 #include "katsubushi/redis/topology.h"
 
 namespace katsubushi::redis {
@@ -142,6 +143,58 @@ TEST(ErrorReplyTest, WhatDropsTheConnection) {
   }
   EXPECT_TRUE(DropsConnection(ErrorReplyKind::kNotWritable));
   EXPECT_TRUE(DropsConnection(ErrorReplyKind::kClusterUnavailable));
+}
+
+TEST(ReplyTest, CommandsAreArraysOfBulkStrings) {
+  std::string wire;
+  AppendCommand({"SET", "k", ""}, &wire);
+  EXPECT_EQ(wire, "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n");
+}
+
+// Replies split at every byte parse the same; what is not RESP is refused.
+TEST(ReplyTest, ReaderTakesEverySplitAndRefusesGarbage) {
+  const std::string wire = "*2\r\n:7\r\n$5\r\nhello\r\n-READONLY no\r\n";
+  ReplyReader reader;
+  std::vector<RedisReply> replies;
+  for (const char c : wire) {
+    ASSERT_TRUE(reader.Feed(&c, 1));
+    RedisReply reply;
+    while (reader.Pop(&reply) == ReplyReader::Next::kReply) replies.push_back(reply);
+  }
+  ASSERT_EQ(replies.size(), 2u);
+  ASSERT_EQ(replies[0].elements.size(), 2u);
+  EXPECT_EQ(replies[0].elements[0].integer, 7);
+  EXPECT_EQ(replies[0].elements[1].str, "hello");
+  EXPECT_TRUE(replies[1].is_error());
+  EXPECT_EQ(replies[1].str, "READONLY no");
+
+  ReplyReader broken;
+  RedisReply reply;
+  ASSERT_TRUE(broken.Feed("?what\r\n", 7));
+  EXPECT_EQ(broken.Pop(&reply), ReplyReader::Next::kBroken);
+}
+
+// A peer that claims (or sends) a reply past the limit is cut off at the
+// limit, not buffered: memory stays bounded by what we chose.
+TEST(ReplyTest, AReplyPastTheLimitIsRefused) {
+  ReplyReader reader;
+  std::string header("$");  // appended: GCC 12 warns (-Wrestrict, falsely) on a + chain
+  header.append(std::to_string(ReplyReader::kMaxReplyBytes * 4)).append("\r\n");
+  ASSERT_TRUE(reader.Feed(header.data(), header.size()));
+  RedisReply reply;
+  EXPECT_EQ(reader.Pop(&reply), ReplyReader::Next::kNeedMore);
+  const std::string chunk(64 * 1024, 'x');
+  size_t fed = header.size();
+  bool refused = false;
+  while (fed <= ReplyReader::kMaxReplyBytes + chunk.size()) {
+    if (!reader.Feed(chunk.data(), chunk.size())) {
+      refused = true;
+      break;
+    }
+    fed += chunk.size();
+  }
+  EXPECT_TRUE(refused);
+  EXPECT_LE(fed, ReplyReader::kMaxReplyBytes);
 }
 
 }  // namespace

@@ -3,6 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include "grpc/core_backend.h"
+#include "katsubushi/tls/certificate_store.h"
+#include "katsubushi/tls/tls_server.h"
+#include "reload_signal.h"
 #include "grpc/grpc_front.h"
 #include "http/http_server.h"
 #include "katsubushi/version.h"
@@ -24,7 +27,27 @@ Fronts::Fronts(const Config& config, GeneratorCore& generator, Stats& stats, Fro
       where_(setup_.address.empty() ? "[::]" : setup_.address),
       contexts_(new Contexts{{generator, stats, kVersion},
                              {generator, stats, kVersion, setup_.health, {}, setup_.extra_metrics}}) {
+  std::shared_ptr<tls::ServerContextSource> memcached_tls, http_tls;
+  if (config.tls.any()) {
+    certificates_ = tls::CertificateStore::Open(
+        {config.tls_cert_file, config.tls_key_file, config.tls_client_ca_file}, &tls_error_);
+    if (certificates_) {
+      stats.TlsCertificateLoaded(certificates_->current()->not_after_unix, /*reloaded=*/false);
+      certificates_->SetListener([&stats](const tls::CertificateSet* loaded, const std::string&) {
+        if (loaded != nullptr) {
+          stats.TlsCertificateLoaded(loaded->not_after_unix, /*reloaded=*/true);
+        } else {
+          stats.CountTlsReloadFailure();
+        }
+      });
+      if (config.tls.memcache) memcached_tls = tls::ServerContextSource::Make(*certificates_, {}, &tls_error_);
+      if (config.tls.http && tls_error_.empty()) {
+        http_tls = tls::ServerContextSource::Make(*certificates_, {"http/1.1"}, &tls_error_);
+      }
+    }
+  }
   memcache::ServerOptions memcached;
+  memcached.tls = memcached_tls;
   memcached.listen_tcp = config.sock.empty() && config.port != 0;
   memcached.tcp_address = setup_.address;
   memcached.tcp_port = static_cast<uint16_t>(config.port);
@@ -40,6 +63,7 @@ Fronts::Fronts(const Config& config, GeneratorCore& generator, Stats& stats, Fro
     options.port = static_cast<uint16_t>(config.http_port);
     options.threads = threads_.cpus;
     options.idle_timeout = config.idle_timeout;
+    options.tls = http_tls;
     http_ = std::make_unique<http::HttpServer>(contexts_->http, options);
   }
   if (config.grpc_port != 0 && setup_.serve_grpc) {
@@ -55,6 +79,24 @@ std::string Fronts::Start() {
     Stop(std::chrono::milliseconds(0));
     return reason;
   };
+  if (!tls_error_.empty()) return fail("TLS: " + tls_error_);
+  // Until each front speaks TLS, naming it in -tls is refused rather than
+  // served in plaintext.
+  if (config_.tls.memcache) return fail("TLS: the memcached front does not speak TLS yet");
+  if (config_.tls.http) return fail("TLS: the HTTP front does not speak TLS yet");
+  if (config_.tls.grpc) return fail("TLS: the gRPC front does not speak TLS yet");
+  if (certificates_) {
+    const auto set = certificates_->current();
+    spdlog::info("TLS on {}{}{}with {} (serial {}){}", config_.tls.memcache ? "memcached " : "",
+                 config_.tls.http ? "HTTP " : "", config_.tls.grpc ? "gRPC " : "", config_.tls_cert_file,
+                 set->serial_hex, config_.tls_client_ca_file.empty() ? "" : ", client certificates required");
+    certificates_->Watch();
+    reload_signal_ = std::make_unique<ReloadSignal>([store = certificates_.get()] {
+      if (store->Reload() == tls::CertificateStore::ReloadResult::kUnchanged) {
+        spdlog::info("SIGUSR1: the TLS certificate files are unchanged");
+      }
+    });
+  }
   if (memcached_) {
     const std::string at = config_.sock.empty() ? where_ + ":" + std::to_string(config_.port) : config_.sock;
     if (std::error_code ec = memcached_->Start()) {
@@ -96,6 +138,8 @@ std::string Fronts::Start() {
 bool Fronts::Stop(std::chrono::milliseconds timeout) {
   const bool clean = net::StopAll(started_, timeout);
   started_.clear();
+  reload_signal_.reset();
+  if (certificates_) certificates_->StopWatching();
   return clean;
 }
 

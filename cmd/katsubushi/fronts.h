@@ -2,7 +2,8 @@
 // Config the one way for every mode that listens (the server, the Lambda
 // extension): the same options from the same flags, the same io thread count
 // (net::IoThreads: -threads, else the CPUs the process may use), started in
-// order and stopped together to one deadline (net::StopAll).
+// order and stopped together to one deadline (net::StopAll). With
+// -tls-cert-file, the fronts -tls names speak TLS with one CertificateStore.
 //
 // A mode says only what differs: where the TCP fronts listen, whether gRPC
 // is served, and the HTTP front's health check and extra metrics.
@@ -39,6 +40,10 @@ class GrpcFront;
 namespace net {
 class Front;
 }
+namespace tls {
+class CertificateStore;
+}
+class ReloadSignal;
 
 struct FrontsSetup {
   // Where the TCP fronts listen: empty = every address, IPv4 and IPv6 (the
@@ -73,12 +78,19 @@ class Fronts {
   uint16_t grpc_port() const;
   // Io threads of each front, and why that many.
   const net::CpuBudget& threads() const { return threads_; }
+  // The TLS certificates the fronts serve (null without -tls-cert-file).
+  tls::CertificateStore* certificates() const { return certificates_.get(); }
 
  private:
   const Config& config_;
   const FrontsSetup setup_;
   const net::CpuBudget threads_;
   const std::string where_;  // the address as logged: "[::]" or the literal
+  // TLS: the certificates (watched from Start() on, and reloaded on
+  // SIGUSR1), or why they did not load (Start() fails with it).
+  std::unique_ptr<tls::CertificateStore> certificates_;
+  std::string tls_error_;
+  std::unique_ptr<ReloadSignal> reload_signal_;
   // What the fronts were built with; they keep references to these.
   struct Contexts;
   std::unique_ptr<Contexts> contexts_;

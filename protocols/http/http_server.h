@@ -20,10 +20,12 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <system_error>
 
 #include "http/router.h"
+#include "katsubushi/tls/tls_server.h"
 #include "katsubushi/config.h"
 #include "net/front.h"
 #include "net/io_server.h"
@@ -46,6 +48,8 @@ struct HttpOptions {
   // The wait for the next request on a connection (-idle-timeout); 0: none.
   std::chrono::milliseconds idle_timeout = Config::kDefaultIdleTimeout;
   size_t max_connections = kMaxConnections;
+  // Set: HTTPS with this source's current context (ALPN http/1.1). Null: plaintext.
+  std::shared_ptr<tls::ServerContextSource> tls;
 };
 
 class HttpServer final : public net::IoFront {

@@ -98,6 +98,38 @@ class Writer {
   std::string* out_;
 };
 
+// The TLS series, once a certificate is configured. A memcached front's
+// handshakes are counted under kMemcacheText and labelled "memcache".
+void RenderTls(const StatsSnapshot& s, Writer& w) {
+  constexpr std::pair<FrontLabel, std::string_view> kTlsFronts[] = {
+      {FrontLabel::kMemcacheText, "memcache"}, {FrontLabel::kHttp, "http"}, {FrontLabel::kGrpc, "grpc"}};
+  w.Header("katsubushi_tls_handshakes_total", "counter", "TLS handshakes completed, by front.");
+  for (const auto& [front, name] : kTlsFronts) {
+    w.Labeled("katsubushi_tls_handshakes_total", "front", name,
+              s.tls_handshakes_by_front[static_cast<size_t>(front)]);
+  }
+  w.Header("katsubushi_tls_handshake_failures_total", "counter",
+           "TLS handshakes that failed, by front and reason (not_tls: a plaintext client).");
+  for (const auto& [front, name] : kTlsFronts) {
+    for (size_t r = 0; r < kTlsHandshakeFailureCount; ++r) {
+      const std::string labels = "front=\"" + std::string(name) + "\",reason=\"" +
+                                 std::string(TlsHandshakeFailureName(static_cast<TlsHandshakeFailure>(r))) + "\"";
+      w.Sample("katsubushi_tls_handshake_failures_total", labels,
+               s.tls_handshake_failures[static_cast<size_t>(front)][r]);
+    }
+  }
+  w.Header("katsubushi_tls_certificate_expiry_timestamp_seconds", "gauge",
+           "When the served TLS certificate expires (Unix time).");
+  w.Sample("katsubushi_tls_certificate_expiry_timestamp_seconds", "",
+           static_cast<uint64_t>(std::max<int64_t>(0, s.tls_certificate_not_after_unix)));
+  w.Header("katsubushi_tls_certificate_reloads_total", "counter",
+           "Certificate reloads (file change or SIGUSR1) that loaded a new certificate.");
+  w.Sample("katsubushi_tls_certificate_reloads_total", "", s.tls_certificate_reloads);
+  w.Header("katsubushi_tls_certificate_reload_failures_total", "counter",
+           "Changed certificate files that did not load; the previous certificate is still served.");
+  w.Sample("katsubushi_tls_certificate_reload_failures_total", "", s.tls_certificate_reload_failures);
+}
+
 }  // namespace
 
 std::string RenderMetrics(const StatsSnapshot& s, const GeneratorCore& generator,
@@ -201,6 +233,7 @@ std::string RenderMetrics(const StatsSnapshot& s, const GeneratorCore& generator
   w.Header("katsubushi_grpc_replies_uncorkable_total", "counter",
            "gRPC replies on a channel gRPC did not name fd:<n>, sent without coalescing.");
   w.Sample("katsubushi_grpc_replies_uncorkable_total", "", s.grpc_replies_uncorkable);
+  if (s.tls_enabled) RenderTls(s, w);
   return out;
 }
 

@@ -17,6 +17,7 @@
 #include <string>
 #include <system_error>
 
+#include "katsubushi/tls/tls_server.h"
 #include "memcache/session.h"
 #include "net/front.h"
 #include "net/io_server.h"
@@ -33,6 +34,9 @@ struct ServerOptions {
   std::chrono::milliseconds idle_timeout{600'000};  // 0: none
   size_t threads = 1;
   size_t max_connections = kDefaultMaxConnections;
+  // Set: the TCP listener speaks TLS with this source's current context (the
+  // unix socket stays plaintext). Null: plaintext.
+  std::shared_ptr<tls::ServerContextSource> tls;
 };
 
 class MemcacheServer final : public net::IoFront {

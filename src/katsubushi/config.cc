@@ -83,6 +83,28 @@ SetError ParsePort(std::string_view s, int* out) {
   return std::nullopt;
 }
 
+// -tls: a comma-separated list of memcache, http, grpc.
+SetError ParseTlsFronts(std::string_view s, Config* c) {
+  c->tls = {};
+  c->tls_fronts_given = true;
+  while (!s.empty()) {
+    const size_t comma = s.find(',');
+    const std::string_view name = s.substr(0, comma);
+    if (name == "memcache") {
+      c->tls.memcache = true;
+    } else if (name == "http") {
+      c->tls.http = true;
+    } else if (name == "grpc") {
+      c->tls.grpc = true;
+    } else if (!name.empty()) {
+      return "unknown front \"" + std::string(name) + "\" (want memcache, http, grpc)";
+    }
+    if (comma == std::string_view::npos) break;
+    s.remove_prefix(comma + 1);
+  }
+  return std::nullopt;
+}
+
 SetError ParseIdleTimeout(std::string_view s, std::chrono::milliseconds* out) {
   const std::optional<std::chrono::nanoseconds> d = ParseGoDuration(s);
   if (!d) return "invalid duration (want e.g. 600s, 10m, 1m30s or 0)";
@@ -142,6 +164,17 @@ constexpr Flag kFlags[] = {
      "0 does not wait (writes count once the primary has them)",
      "500ms",
      [](Config& c, std::string_view v) { return ParseIdleTimeout(v, &c.redis_replica_timeout); }},
+    {"tls-cert-file", false, "string",
+     "PEM certificate (then its chain) the TCP fronts serve TLS with; reloaded when it changes and on SIGUSR1", "",
+     [](Config& c, std::string_view v) -> SetError { c.tls_cert_file = v; return std::nullopt; }},
+    {"tls-key-file", false, "string", "PEM private key of -tls-cert-file", "",
+     [](Config& c, std::string_view v) -> SetError { c.tls_key_file = v; return std::nullopt; }},
+    {"tls-client-ca-file", false, "string",
+     "PEM CA bundle: TLS clients must present a certificate it signed (mutual TLS)", "",
+     [](Config& c, std::string_view v) -> SetError { c.tls_client_ca_file = v; return std::nullopt; }},
+    {"tls", false, "string",
+     "fronts that speak TLS, of memcache,http,grpc (default: every enabled TCP front once -tls-cert-file is set)", "",
+     [](Config& c, std::string_view v) { return ParseTlsFronts(v, &c); }},
     {"state-file", false, "string",
      "file recording the last issued time of a static -worker-id, waited out at restart", "",
      [](Config& c, std::string_view v) -> SetError { c.state_file = v; return std::nullopt; }},
@@ -273,6 +306,30 @@ void ParseFlags(std::span<const std::string_view> args, ConfigResult* result) {
   }
 }
 
+// Checks the TLS flags and settles which fronts speak TLS.
+std::string ResolveTlsFronts(Config* c) {
+  const bool certificate = !c->tls_cert_file.empty() || !c->tls_key_file.empty();
+  if (c->tls_cert_file.empty() != c->tls_key_file.empty()) return "-tls-cert-file and -tls-key-file go together";
+  if (!certificate) {
+    if (!c->tls_client_ca_file.empty()) return "-tls-client-ca-file needs -tls-cert-file and -tls-key-file";
+    if (c->tls_fronts_given && c->tls.any()) return "-tls needs -tls-cert-file and -tls-key-file";
+    c->tls = {};
+    return {};
+  }
+  const bool memcache_tcp = c->sock.empty() && c->port != 0;
+  if (!c->tls_fronts_given) {
+    c->tls = {memcache_tcp, c->http_port != 0, c->grpc_port != 0};
+    return {};
+  }
+  if (c->tls.memcache && !memcache_tcp) {
+    return c->sock.empty() ? "-tls names memcache, which is off (-port=0)"
+                           : "-tls names memcache, but it listens on the unix socket -sock, which stays plaintext";
+  }
+  if (c->tls.http && c->http_port == 0) return "-tls names http, which is off (set -http-port)";
+  if (c->tls.grpc && c->grpc_port == 0) return "-tls names grpc, which is off (set -grpc-port)";
+  return {};
+}
+
 void Validate(ConfigResult* result) {
   Config& c = result->config;
   auto fail = [result](std::string message) {
@@ -331,6 +388,7 @@ void Validate(ConfigResult* result) {
   }
   const bool memcache_on = !c.sock.empty() || c.port != 0;
   if (!memcache_on && c.http_port == 0 && c.grpc_port == 0) return fail("no server is enabled");
+  if (std::string error = ResolveTlsFronts(&c); !error.empty()) return fail(std::move(error));
 }
 
 }  // namespace
@@ -352,7 +410,13 @@ ConfigResult ParseConfig(std::span<const std::string_view> args, const EnvLookup
   if (result.config.show_version) return result;  // Go prints it before any check
   // A health check runs beside the server with the same environment but not
   // its flags (HEALTHCHECK, ECS): it needs only the ports, not a worker id.
-  if (result.config.health_check) return result;
+  if (result.config.health_check) {
+    if (std::string error = ResolveTlsFronts(&result.config); !error.empty()) {
+      result.exit_code = kConfigExit;
+      result.error = std::move(error);
+    }
+    return result;
+  }
   Validate(&result);
   return result;
 }

@@ -54,6 +54,20 @@ struct Config {
   bool redis_tls_skip_verify = false;
   uint32_t redis_min_replicas = 0;
   std::chrono::milliseconds redis_replica_timeout = kDefaultRedisReplicaTimeout;  // 0: no WAIT
+  // TLS on the TCP fronts (the unix socket stays plaintext).
+  std::string tls_cert_file;       // PEM: certificate, then its chain
+  std::string tls_key_file;        // PEM private key
+  std::string tls_client_ca_file;  // mutual TLS: clients present a certificate this CA signed
+  // -tls: which fronts speak TLS. With a certificate and no -tls, every
+  // enabled TCP front; after ParseConfig these are the final answer.
+  struct TlsFronts {
+    bool memcache = false;
+    bool http = false;
+    bool grpc = false;
+    bool any() const { return memcache || http || grpc; }
+  };
+  TlsFronts tls;
+  bool tls_fronts_given = false;   // -tls was set
   uint32_t min_worker_id = 0;      // with -redis: 0 means 1
   uint32_t max_worker_id = 0;      // with -redis: 0 means the layout's largest
   std::chrono::milliseconds lease_expiry = kDefaultLeaseExpiry;  // Redis lease key expiry

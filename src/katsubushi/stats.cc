@@ -82,7 +82,23 @@ StatsSnapshot Stats::Snapshot() const {
   }
   s.grpc_replies_corked = grpc_replies_corked_.load(std::memory_order_relaxed);
   s.grpc_replies_uncorkable = grpc_replies_uncorkable_.load(std::memory_order_relaxed);
+  s.tls_enabled = tls_enabled_.load(std::memory_order_relaxed);
+  for (size_t i = 0; i < kFrontCount; ++i) {
+    s.tls_handshakes_by_front[i] = tls_handshakes_[i].load(std::memory_order_relaxed);
+    for (size_t r = 0; r < kTlsHandshakeFailureCount; ++r) {
+      s.tls_handshake_failures[i][r] = tls_handshake_failures_[i][r].load(std::memory_order_relaxed);
+    }
+  }
+  s.tls_certificate_not_after_unix = tls_not_after_.load(std::memory_order_relaxed);
+  s.tls_certificate_reloads = tls_reloads_.load(std::memory_order_relaxed);
+  s.tls_certificate_reload_failures = tls_reload_failures_.load(std::memory_order_relaxed);
   return s;
+}
+
+void Stats::TlsCertificateLoaded(int64_t not_after_unix, bool reloaded) {
+  tls_not_after_.store(not_after_unix, std::memory_order_relaxed);
+  tls_enabled_.store(true, std::memory_order_relaxed);
+  if (reloaded) tls_reloads_.fetch_add(1, std::memory_order_relaxed);
 }
 
 }  // namespace katsubushi

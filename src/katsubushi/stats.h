@@ -24,6 +24,7 @@
 #include "katsubushi/latency_histogram.h"
 #include "katsubushi/stats_shards.h"
 #include "katsubushi/status.h"
+#include "katsubushi/tls_handshake_failure.h"
 
 namespace katsubushi {
 
@@ -78,6 +79,16 @@ struct StatsSnapshot {
   // The gRPC front's reply coalescing (protocols/grpc/reply_coalescer.h).
   uint64_t grpc_replies_corked = 0;
   uint64_t grpc_replies_uncorkable = 0;
+
+  // TLS on the fronts (tls/tls_server.h). A memcached connection's handshake
+  // is counted under kMemcacheText: the first byte, which tells text from
+  // binary, comes after it.
+  bool tls_enabled = false;
+  std::array<uint64_t, kFrontCount> tls_handshakes_by_front{};
+  std::array<std::array<uint64_t, kTlsHandshakeFailureCount>, kFrontCount> tls_handshake_failures{};
+  int64_t tls_certificate_not_after_unix = 0;
+  uint64_t tls_certificate_reloads = 0;
+  uint64_t tls_certificate_reload_failures = 0;
 };
 
 class Stats {
@@ -109,6 +120,18 @@ class Stats {
     grpc_replies_uncorkable_.fetch_add(uncorkable, std::memory_order_relaxed);
   }
 
+  void CountTlsHandshake(FrontLabel front) {
+    tls_handshakes_[static_cast<size_t>(front)].fetch_add(1, std::memory_order_relaxed);
+  }
+  void CountTlsHandshakeFailure(FrontLabel front, TlsHandshakeFailure reason) {
+    tls_handshake_failures_[static_cast<size_t>(front)][static_cast<size_t>(reason)].fetch_add(
+        1, std::memory_order_relaxed);
+  }
+  // The certificate the fronts serve: its expiry, first at start, then at
+  // each reload that loaded (counted), or a reload that failed (counted).
+  void TlsCertificateLoaded(int64_t not_after_unix, bool reloaded);
+  void CountTlsReloadFailure() { tls_reload_failures_.fetch_add(1, std::memory_order_relaxed); }
+
   StatsSnapshot Snapshot() const;
 
  private:
@@ -127,6 +150,13 @@ class Stats {
   std::array<std::atomic<uint64_t>, kIssueErrorCount> misses_by_error_{};
   std::atomic<uint64_t> grpc_replies_corked_{0};
   std::atomic<uint64_t> grpc_replies_uncorkable_{0};
+  // Per connection, not per request: plain atomics are enough.
+  std::array<std::atomic<uint64_t>, kFrontCount> tls_handshakes_{};
+  std::array<std::array<std::atomic<uint64_t>, kTlsHandshakeFailureCount>, kFrontCount> tls_handshake_failures_{};
+  std::atomic<bool> tls_enabled_{false};
+  std::atomic<int64_t> tls_not_after_{0};
+  std::atomic<uint64_t> tls_reloads_{0};
+  std::atomic<uint64_t> tls_reload_failures_{0};
 };
 
 }  // namespace katsubushi

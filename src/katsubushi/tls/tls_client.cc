@@ -66,6 +66,11 @@ std::string DrainSslErrors(std::string_view fallback) {
   return out.empty() ? std::string(fallback) : out;
 }
 
+std::string SslFailure(std::string_view what) {
+  const std::string why = DrainSslErrors("");
+  return why.empty() ? std::string(what) : std::string(what) + ": " + why;
+}
+
 ClientContext MakeClientContext(const TlsClientOptions& options, std::string* error) {
   ERR_clear_error();
   ClientContext ctx(SSL_CTX_new(TLS_client_method()), SSL_CTX_free);

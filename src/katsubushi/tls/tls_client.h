@@ -43,5 +43,7 @@ bool PrepareClientSession(ssl_st* ssl, std::string_view host, bool verify, std::
 
 // OpenSSL's error queue as one line (and emptied); `fallback` when empty.
 std::string DrainSslErrors(std::string_view fallback);
+// "`what`: <OpenSSL's reasons>", or `what` alone when it gave none; empties the queue.
+std::string SslFailure(std::string_view what);
 
 }  // namespace katsubushi::tls

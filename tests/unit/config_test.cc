@@ -385,5 +385,61 @@ TEST(GoDurationTest, RejectsWhatGoRejects) {
   }
 }
 
+TEST(ConfigTest, TlsDefaultsToEveryEnabledTcpFront) {
+  Config c = ParseOk({"-worker-id=1", "-http-port=8080", "-tls-cert-file=c.pem", "-tls-key-file=k.pem"});
+  EXPECT_TRUE(c.tls.memcache);
+  EXPECT_TRUE(c.tls.http);
+  EXPECT_FALSE(c.tls.grpc);  // not enabled
+  EXPECT_EQ(c.tls_cert_file, "c.pem");
+  EXPECT_EQ(c.tls_key_file, "k.pem");
+  // The unix socket stays plaintext.
+  c = ParseOk({"-worker-id=1", "-sock=/tmp/k.sock", "-grpc-port=50051"},
+              {{"KATSUBUSHI_TLS_CERT_FILE", "c.pem"}, {"KATSUBUSHI_TLS_KEY_FILE", "k.pem"}});
+  EXPECT_FALSE(c.tls.memcache);
+  EXPECT_TRUE(c.tls.grpc);
+  // Without a certificate nothing speaks TLS.
+  c = ParseOk({"-worker-id=1", "-http-port=8080"});
+  EXPECT_FALSE(c.tls.any());
+}
+
+TEST(ConfigTest, TlsNamesTheFronts) {
+  const Config c = ParseOk({"-worker-id=1", "-http-port=8080", "-grpc-port=50051", "-tls=http,grpc",
+                            "-tls-cert-file=c.pem", "-tls-key-file=k.pem", "-tls-client-ca-file=ca.pem"});
+  EXPECT_FALSE(c.tls.memcache);
+  EXPECT_TRUE(c.tls.http);
+  EXPECT_TRUE(c.tls.grpc);
+  EXPECT_EQ(c.tls_client_ca_file, "ca.pem");
+}
+
+TEST(ConfigTest, TlsFlagsThatCannotWorkAreRefused) {
+  const std::vector<std::pair<std::vector<std::string_view>, std::string>> cases = {
+      {{"-tls-cert-file=c.pem"}, "-tls-cert-file and -tls-key-file go together"},
+      {{"-tls-key-file=k.pem"}, "-tls-cert-file and -tls-key-file go together"},
+      {{"-tls-client-ca-file=ca.pem"}, "-tls-client-ca-file needs"},
+      {{"-tls=memcache"}, "-tls needs -tls-cert-file"},
+      {{"-tls=grpc", "-tls-cert-file=c", "-tls-key-file=k"}, "-tls names grpc, which is off"},
+      {{"-tls=http", "-tls-cert-file=c", "-tls-key-file=k"}, "-tls names http, which is off"},
+      {{"-tls=memcache", "-sock=/tmp/s", "-tls-cert-file=c", "-tls-key-file=k"}, "stays plaintext"},
+  };
+  for (const auto& [extra, message] : cases) {
+    std::vector<std::string_view> args = {"-worker-id=1"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const ConfigResult r = Parse(args);
+    EXPECT_FALSE(r.ok()) << extra[0];
+    EXPECT_NE(r.error.find(message), std::string::npos) << r.error;
+  }
+  const ConfigResult r = Parse({"-worker-id=1", "-tls=memcache,smtp"});
+  EXPECT_FALSE(r.ok());
+  EXPECT_NE(r.error.find("unknown front \"smtp\""), std::string::npos) << r.error;
+}
+
+TEST(ConfigTest, HealthCheckKnowsWhichFrontsSpeakTls) {
+  const ConfigResult r = Parse({"-health-check", "-http-port=8080"},
+                               {{"KATSUBUSHI_TLS_CERT_FILE", "c.pem"}, {"KATSUBUSHI_TLS_KEY_FILE", "k.pem"}});
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_TRUE(r.config.tls.memcache);
+  EXPECT_TRUE(r.config.tls.http);
+}
+
 }  // namespace
 }  // namespace katsubushi

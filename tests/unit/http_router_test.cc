@@ -212,6 +212,33 @@ TEST(MetricsTest, RequestDurationHistogramPerFront) {
   }
 }
 
+TEST(MetricsTest, TlsSeriesOnlyOnceACertificateIsLoaded) {
+  ManualClock clock(kNowMillis * 1000);
+  auto generator = std::move(GeneratorCore::Create(clock, GeneratorOptions{.worker_id = kWorker})).value();
+  Stats stats;
+  EXPECT_EQ(RenderMetrics(stats.Snapshot(), *generator, "v", true).find("katsubushi_tls_"), std::string::npos);
+  stats.TlsCertificateLoaded(1796334149, /*reloaded=*/false);
+  stats.CountTlsHandshake(FrontLabel::kMemcacheText);
+  stats.CountTlsHandshake(FrontLabel::kHttp);
+  stats.CountTlsHandshakeFailure(FrontLabel::kHttp, TlsHandshakeFailure::kNotTls);
+  stats.CountTlsHandshakeFailure(FrontLabel::kGrpc, TlsHandshakeFailure::kClientCertificate);
+  stats.TlsCertificateLoaded(1796334150, /*reloaded=*/true);
+  stats.CountTlsReloadFailure();
+  const std::string text = RenderMetrics(stats.Snapshot(), *generator, "v", true);
+  for (const char* line :
+       {"katsubushi_tls_handshakes_total{front=\"memcache\"} 1\n",
+        "katsubushi_tls_handshakes_total{front=\"http\"} 1\n",
+        "katsubushi_tls_handshakes_total{front=\"grpc\"} 0\n",
+        "katsubushi_tls_handshake_failures_total{front=\"http\",reason=\"not_tls\"} 1\n",
+        "katsubushi_tls_handshake_failures_total{front=\"grpc\",reason=\"client_certificate\"} 1\n",
+        "katsubushi_tls_handshake_failures_total{front=\"memcache\",reason=\"timeout\"} 0\n",
+        "katsubushi_tls_certificate_expiry_timestamp_seconds 1796334150\n",
+        "katsubushi_tls_certificate_reloads_total 1\n",
+        "katsubushi_tls_certificate_reload_failures_total 1\n"}) {
+    EXPECT_NE(text.find(line), std::string::npos) << line << text;
+  }
+}
+
 TEST_F(HttpRouterTest, Decode) {
   Response r = Get("/decode?id=283890203179880448");
   EXPECT_EQ(r.result_int(), 200);

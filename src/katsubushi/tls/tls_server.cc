@@ -147,6 +147,8 @@ TlsHandshakeFailure ClassifyHandshakeFailure(const SSL* ssl, int ssl_error) {
     return code == 0 ? TlsHandshakeFailure::kClosed : TlsHandshakeFailure::kOther;
   }
   switch (ERR_GET_REASON(code)) {
+    case SSL_R_UNEXPECTED_EOF_WHILE_READING:  // OpenSSL 3's name for an EOF mid-handshake
+      return TlsHandshakeFailure::kClosed;
     case SSL_R_HTTP_REQUEST:
     case SSL_R_HTTPS_PROXY_REQUEST:
     case SSL_R_WRONG_VERSION_NUMBER:

@@ -82,8 +82,6 @@ std::string Fronts::Start() {
   if (!tls_error_.empty()) return fail("TLS: " + tls_error_);
   // Until each front speaks TLS, naming it in -tls is refused rather than
   // served in plaintext.
-  if (config_.tls.memcache) return fail("TLS: the memcached front does not speak TLS yet");
-  if (config_.tls.http) return fail("TLS: the HTTP front does not speak TLS yet");
   if (config_.tls.grpc) return fail("TLS: the gRPC front does not speak TLS yet");
   if (certificates_) {
     const auto set = certificates_->current();

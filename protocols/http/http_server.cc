@@ -3,11 +3,13 @@
 #include "net/close_when_sent.h"
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <type_traits>
 
 namespace katsubushi::http {
 namespace {
@@ -15,7 +17,9 @@ namespace {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
-using Stream = beast::basic_stream<tcp, net::Executor, beast::unlimited_rate_policy>;
+// The TCP stream with Beast's timeouts, and HTTPS over it.
+using TcpStream = beast::basic_stream<tcp, net::Executor, beast::unlimited_rate_policy>;
+using TlsStream = asio::ssl::stream<TcpStream>;
 
 // The first read of a request: a GET with its headers fits many times over.
 constexpr size_t kFirstReadBytes = 4096;
@@ -41,16 +45,22 @@ void Serialize(const Response& response, std::string* out) {
   out->append(response.body());
 }
 
-class Session final : public net::Connection, public std::enable_shared_from_this<Session> {
+// One connection, plaintext (Stream = TcpStream) or HTTPS (TlsStream); the
+// two differ only in the handshake before the first request.
+template <typename Stream>
+class Session final : public net::Connection, public std::enable_shared_from_this<Session<Stream>> {
  public:
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+
   Session(net::Worker& worker, const HttpContext& context, const HttpOptions& options,
-          net::TcpSocket socket)
-      : net::Connection(worker), context_(context), options_(options), stream_(std::move(socket)) {}
+          const net::TlsAcceptor* tls, Stream stream)
+      : net::Connection(worker), context_(context), options_(options), tls_(tls), stream_(std::move(stream)) {}
 
   ~Session() override { context_.stats.ConnectionClosed(FrontLabel::kHttp); }
 
   void Start() {
     context_.stats.ConnectionOpened(FrontLabel::kHttp);
+    if constexpr (kTls) return Handshake();
     Read();
   }
 
@@ -63,11 +73,35 @@ class Session final : public net::Connection, public std::enable_shared_from_thi
     stopping_ = true;
     if (!writing_) {
       beast::error_code ignored;
-      stream_.socket().cancel(ignored);
+      tcp_stream().socket().cancel(ignored);
     }
   }
 
  private:
+  TcpStream& tcp_stream() {
+    if constexpr (kTls) {
+      return stream_.next_layer();
+    } else {
+      return stream_;
+    }
+  }
+
+  // HTTPS: the handshake, bounded by the acceptor's timeout (Beast's
+  // timeout closes the socket when it passes), then requests as over TCP.
+  void Handshake() {
+    tcp_stream().expires_after(tls_->handshake_timeout());
+    stream_.async_handshake(asio::ssl::stream_base::server,
+                            [self = this->shared_from_this()](beast::error_code ec) {
+                              // A handshake the stop sweep ended is not the client's failure.
+                              if (self->stopping_) return self->Close();
+                              if (!self->tls_->Finished(ec, self->stream_.native_handle(),
+                                                        ec == beast::error::timeout)) {
+                                return self->Close();
+                              }
+                              self->Read();
+                            });
+  }
+
   // The wait for a request's first byte is bounded by the idle timeout (a
   // keep-alive connection between requests); the rest of the request by
   // the request timeout from that byte on, so a slow client is cut off.
@@ -77,12 +111,12 @@ class Session final : public net::Connection, public std::enable_shared_from_thi
     parser_->body_limit(HttpOptions::kMaxBodyBytes);
     if (buffer_.size() > 0) return ReadRest();  // pipelined: it has begun
     if (options_.idle_timeout.count() > 0) {
-      stream_.expires_after(options_.idle_timeout);
+      tcp_stream().expires_after(options_.idle_timeout);
     } else {
-      stream_.expires_never();
+      tcp_stream().expires_never();
     }
     stream_.async_read_some(buffer_.prepare(kFirstReadBytes),
-                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                            [self = this->shared_from_this()](beast::error_code ec, size_t n) {
                               self->OnFirstBytes(ec, n);
                             });
   }
@@ -104,17 +138,20 @@ class Session final : public net::Connection, public std::enable_shared_from_thi
   }
 
   void ReadRest() {
-    stream_.expires_after(options_.request_timeout);
+    tcp_stream().expires_after(options_.request_timeout);
     beast::http::async_read(stream_, buffer_, *parser_,
-                            [self = shared_from_this()](beast::error_code ec, size_t) {
+                            [self = this->shared_from_this()](beast::error_code ec, size_t) {
                               self->OnRead(ec);
                             });
   }
 
   void OnRead(beast::error_code ec) {
     if (ec == asio::error::operation_aborted && stopping_) return CloseGracefully();
-    if (ec == beast::http::error::end_of_stream || ec == asio::error::operation_aborted ||
-        ec == beast::error::timeout) {
+    // Only the parser's errors are the request's fault; anything else (the
+    // client left, a timeout, a TLS record that does not decrypt) ends the
+    // connection without a response.
+    if (ec == beast::http::error::end_of_stream ||
+        (ec && ec.category() != beast::http::make_error_code(beast::http::error::end_of_stream).category())) {
       return Close();
     }
     read_at_ = std::chrono::steady_clock::now();
@@ -148,7 +185,7 @@ class Session final : public net::Connection, public std::enable_shared_from_thi
     response_.reset();
     // out_ lives in the session until the write completes.
     asio::async_write(stream_, asio::buffer(out_),
-                      [self = shared_from_this()](beast::error_code ec, size_t) { self->OnWrite(ec); });
+                      [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnWrite(ec); });
   }
 
   void OnWrite(beast::error_code ec) {
@@ -164,16 +201,19 @@ class Session final : public net::Connection, public std::enable_shared_from_thi
   // response handed to the kernel (no read or write is pending): close
   // without letting unread input turn the close into a reset that drops
   // responses still in the kernel's send queue.
-  void CloseGracefully() { net::CloseWhenSent(stream_.release_socket()); }
+  //
+  // HTTPS sends no close_notify here: every response carries its length.
+  void CloseGracefully() { net::CloseWhenSent(tcp_stream().release_socket()); }
 
   void Close() {
     beast::error_code ignored;
-    stream_.socket().shutdown(net::TcpSocket::shutdown_send, ignored);
-    stream_.close();
+    tcp_stream().socket().shutdown(net::TcpSocket::shutdown_send, ignored);
+    tcp_stream().close();
   }
 
   const HttpContext& context_;
   const HttpOptions& options_;
+  const net::TlsAcceptor* const tls_;  // set for kTls only
   Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<beast::http::request_parser<beast::http::string_body>> parser_;
@@ -190,10 +230,20 @@ class Session final : public net::Connection, public std::enable_shared_from_thi
 HttpServer::HttpServer(const HttpContext& context, HttpOptions options)
     : net::IoFront(net::IoServerOptions{"http", options.threads, options.max_connections},
                    [this](net::Worker& worker, net::TcpSocket socket) {
-                     std::make_shared<Session>(worker, context_, options_, std::move(socket))->Start();
+                     if (!tls_) {
+                       std::make_shared<Session<TcpStream>>(worker, context_, options_, nullptr,
+                                                            TcpStream(std::move(socket)))
+                           ->Start();
+                       return;
+                     }
+                     std::make_shared<Session<TlsStream>>(worker, context_, options_, &*tls_,
+                                                          tls_->NewStream(TcpStream(std::move(socket))))
+                         ->Start();
                    }),
       context_(context),
-      options_(std::move(options)) {}
+      options_(std::move(options)) {
+  if (options_.tls) tls_.emplace(options_.tls, FrontLabel::kHttp, context.stats, options_.idle_timeout);
+}
 
 std::error_code HttpServer::Start() {
   if (const auto ec = io_.ListenTcp(options_.address, options_.port)) {

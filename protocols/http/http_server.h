@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <system_error>
 
@@ -29,6 +30,7 @@
 #include "katsubushi/config.h"
 #include "net/front.h"
 #include "net/io_server.h"
+#include "net/tls_acceptor.h"
 
 namespace katsubushi::http {
 
@@ -64,6 +66,7 @@ class HttpServer final : public net::IoFront {
  private:
   const HttpContext& context_;
   const HttpOptions options_;
+  std::optional<net::TlsAcceptor> tls_;  // set when options_.tls is
 };
 
 }  // namespace katsubushi::http

@@ -1,7 +1,9 @@
 #include "memcache/memcache_server.h"
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include <spdlog/spdlog.h>
@@ -19,16 +21,39 @@ using Clock = std::chrono::steady_clock;
 // Replies are built here; the connections of one worker thread take turns.
 thread_local std::string write_buffer;
 
+using TlsStream = asio::ssl::stream<net::TcpSocket>;
+
+// The first byte of a TLS connection: the record type of its ClientHello.
+constexpr uint8_t kTlsHandshakeRecord = 0x16;
+
+// The socket under a connection's stream.
+template <typename Stream>
+struct SocketOf {
+  using type = Stream;
+};
 template <typename Socket>
+struct SocketOf<asio::ssl::stream<Socket>> {
+  using type = Socket;
+};
+
+// A connection on a plaintext socket (TCP, unix) or a TLS stream over TCP.
+// The two differ only in how a reply is written: a plaintext reply goes
+// straight to the kernel with a non-blocking send, while TLS records are
+// written by Asio's composed write (OpenSSL must see each record through).
+template <typename Stream>
 class Connection final : public net::Connection,
-                         public std::enable_shared_from_this<Connection<Socket>> {
+                         public std::enable_shared_from_this<Connection<Stream>> {
  public:
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+  using Socket = typename SocketOf<Stream>::type;
+
   Connection(net::Worker& worker, const ServiceContext& context, const ServerOptions& options,
-             Socket socket)
+             const net::TlsAcceptor* tls, Stream stream)
       : net::Connection(worker),
         context_(context),
         options_(options),
-        socket_(std::move(socket)),
+        tls_(tls),
+        stream_(std::move(stream)),
         idle_timer_(worker.io()) {}
 
   ~Connection() override { context_.stats.ConnectionClosed(front_); }
@@ -37,11 +62,10 @@ class Connection final : public net::Connection,
     // Counted as text until the first byte says otherwise.
     context_.stats.ConnectionOpened(front_);
     boost::system::error_code ec;
-    socket_.non_blocking(true, ec);
+    socket().non_blocking(true, ec);
     if (ec) return Close();
-    last_active_ = Clock::now();
-    if (options_.idle_timeout.count() > 0) ArmIdleTimer(last_active_ + options_.idle_timeout);
-    Read();
+    if constexpr (kTls) return Handshake();
+    Serve();
   }
 
   void StopWhenIdle() override {
@@ -49,15 +73,58 @@ class Connection final : public net::Connection,
     // connection waiting for input is asked to end its read rather than
     // closed here: the read may already have taken a request off the socket
     // (its completion queued behind this sweep), and a request the server
-    // has received is answered. OnRead tells the two apart.
+    // has received is answered. OnRead tells the two apart. A TLS
+    // handshake in progress has received no request: it ends too.
     stopping_ = true;
     if (unsent_.empty()) {
       boost::system::error_code ignored;
-      socket_.cancel(ignored);
+      socket().cancel(ignored);
     }
   }
 
  private:
+  Socket& socket() {
+    if constexpr (kTls) {
+      return stream_.next_layer();
+    } else {
+      return stream_;
+    }
+  }
+
+  // TLS first: the handshake, bounded by the acceptor's timeout (the idle
+  // timer watches it), then the same service as a plaintext connection.
+  void Handshake() {
+    idle_timer_.expires_after(tls_->handshake_timeout());
+    idle_timer_.async_wait([weak = this->weak_from_this()](boost::system::error_code ec) {
+      auto self = weak.lock();
+      if (ec || !self || self->handshaken_) return;
+      self->handshake_timed_out_ = true;
+      boost::system::error_code ignored;
+      self->socket().cancel(ignored);
+    });
+    stream_.async_handshake(asio::ssl::stream_base::server,
+                            [self = this->shared_from_this()](boost::system::error_code ec) {
+                              self->handshaken_ = true;
+                              // A handshake the stop sweep ended is not the client's failure.
+                              if (self->stopping_) return self->Close();
+                              if (!self->tls_->Finished(ec, self->stream_.native_handle(),
+                                                        self->handshake_timed_out_)) {
+                                return self->Close();
+                              }
+                              self->Serve();
+                            });
+  }
+
+  void Serve() {
+    last_active_ = Clock::now();
+    if (options_.idle_timeout.count() > 0) {
+      ArmIdleTimer(last_active_ + options_.idle_timeout);
+    } else {
+      idle_timer_.cancel();  // the handshake's
+    }
+    Read();
+  }
+
   // Reads go into a small per-connection buffer with async_read_some, which
   // Asio tries speculatively before touching epoll; waiting for readiness
   // without a buffer (async_wait) would cost an epoll_ctl per request. The
@@ -65,7 +132,7 @@ class Connection final : public net::Connection,
   // non-blocking send; only what the kernel does not take is kept.
   void Read() {
     const std::span<char> room = input_.ReadRoom();
-    socket_.async_read_some(asio::buffer(room.data(), room.size()),
+    stream_.async_read_some(asio::buffer(room.data(), room.size()),
                             [self = this->shared_from_this()](boost::system::error_code ec, size_t n) {
                               self->OnRead(ec, n);
                             });
@@ -78,6 +145,13 @@ class Connection final : public net::Connection,
     input_.Commit(n);
     if (!session_) {
       const auto first = static_cast<uint8_t>(input_.pending()[0]);
+      // A TLS client on a plaintext port: its ClientHello has no line end
+      // for the text protocol to wait for, so it would hang until the idle
+      // timeout. No memcached command starts with a handshake record's type.
+      if (!kTls && first == kTlsHandshakeRecord) {
+        spdlog::debug("closing a TLS client on a plaintext memcached port");
+        return Close();
+      }
       session_ = NewSession(first, context_);
       if (first == kBinaryRequestMagic) {
         context_.stats.ConnectionIs(front_, FrontLabel::kMemcacheBinary);
@@ -92,17 +166,25 @@ class Connection final : public net::Connection,
     input_.Consume(result.consumed);
     close_after_write_ = result.close || stopping_;
 
+    if constexpr (kTls) {
+      if (result.completed > 0) CountCompleted(read_at, result.completed);
+      if (!out.empty()) return WriteTls(out);
+      if (stopping_) return CloseGracefully();
+      if (close_after_write_) return Close();
+      Read();
+    } else {
+      WritePlain(out, read_at, result.completed);
+    }
+  }
+
+  void WritePlain(const std::string& out, Clock::time_point read_at, size_t completed) {
+    boost::system::error_code ec;
     size_t written = 0;
     if (!out.empty()) {
-      written = socket_.write_some(asio::buffer(out), ec);
+      written = stream_.write_some(asio::buffer(out), ec);
       if (ec && ec != asio::error::would_block && ec != asio::error::try_again) return Close();
     }
-    if (result.completed > 0) {
-      // Idle means no complete command: bytes of a partial one do not count.
-      last_active_ = Clock::now();
-      // Every request of the batch waited for the batch's one write.
-      context_.stats.ObserveDuration(front_, last_active_ - read_at, result.completed);
-    }
+    if (completed > 0) CountCompleted(read_at, completed);
     if (written < out.size()) {
       unsent_.assign(out, written);
       return WaitWritable();
@@ -112,10 +194,32 @@ class Connection final : public net::Connection,
     Read();
   }
 
+  void CountCompleted(Clock::time_point read_at, size_t completed) {
+    // Idle means no complete command: bytes of a partial one do not count.
+    last_active_ = Clock::now();
+    // Every request of the batch waited for the batch's one write.
+    context_.stats.ObserveDuration(front_, last_active_ - read_at, completed);
+  }
+
+  // TLS: the reply is kept in unsent_ (the thread's buffer is shared) until
+  // OpenSSL's records for it are all sent; unsent_ being non-empty is the
+  // "writing" state the stop sweep looks at, as for a plaintext reply.
+  void WriteTls(const std::string& out) {
+    unsent_.assign(out);
+    asio::async_write(stream_, asio::buffer(unsent_),
+                      [self = this->shared_from_this()](boost::system::error_code ec, size_t) {
+                        self->unsent_.clear();
+                        if (ec) return self->Close();
+                        if (self->stopping_) return self->CloseGracefully();
+                        if (self->close_after_write_) return self->Close();
+                        self->Read();
+                      });
+  }
+
   // The kernel buffer was full (a client that pipelines and reads slowly):
   // write the rest before reading more, which also pushes back on the client.
   void WaitWritable() {
-    socket_.async_wait(Socket::wait_write,
+    stream_.async_wait(Socket::wait_write,
                        [self = this->shared_from_this()](boost::system::error_code ec) {
                          if (ec) return self->Close();
                          self->OnWritable();
@@ -124,7 +228,7 @@ class Connection final : public net::Connection,
 
   void OnWritable() {
     boost::system::error_code ec;
-    const size_t n = socket_.write_some(asio::buffer(unsent_), ec);
+    const size_t n = stream_.write_some(asio::buffer(unsent_), ec);
     if (ec && ec != asio::error::would_block && ec != asio::error::try_again) return Close();
     unsent_.erase(0, n);
     if (!unsent_.empty()) return WaitWritable();
@@ -154,28 +258,34 @@ class Connection final : public net::Connection,
   void Close() {
     boost::system::error_code ignored;
     idle_timer_.cancel();
-    socket_.shutdown(Socket::shutdown_both, ignored);
-    socket_.close(ignored);
+    socket().shutdown(Socket::shutdown_both, ignored);
+    socket().close(ignored);
   }
 
   // The server is stopping, every request received is answered and every
   // reply handed to the kernel (no read or write is pending): close without
   // letting unread input turn the close into a reset that drops replies
   // still in the kernel's send queue.
+  //
+  // TLS sends no close_notify here: the last reply's records are complete,
+  // and memcached's framing tells a client where a reply ends.
   void CloseGracefully() {
     idle_timer_.cancel();
-    net::CloseWhenSent(std::move(socket_));
+    net::CloseWhenSent(std::move(socket()));
   }
 
   const ServiceContext& context_;
   const ServerOptions& options_;
-  Socket socket_;
+  const net::TlsAcceptor* const tls_;  // set for kTls only
+  Stream stream_;
   asio::basic_waitable_timer<Clock, asio::wait_traits<Clock>, net::Executor> idle_timer_;
   std::unique_ptr<Session> session_;
   InputBuffer input_;
   std::string unsent_;  // reply bytes the kernel did not take yet (usually empty)
   bool close_after_write_ = false;
   bool stopping_ = false;
+  bool handshaken_ = false;          // TLS: the handshake ended, well or not
+  bool handshake_timed_out_ = false;  // TLS: ended by the handshake timeout
   FrontLabel front_ = FrontLabel::kMemcacheText;  // the label it is counted under
   Clock::time_point last_active_;  // start, or the last completed command
 };
@@ -183,19 +293,32 @@ class Connection final : public net::Connection,
 template <typename Socket>
 auto StartConnection(const ServiceContext& context, const ServerOptions& options) {
   return [&context, &options](net::Worker& worker, Socket socket) {
-    std::make_shared<Connection<Socket>>(worker, context, options, std::move(socket))->Start();
+    std::make_shared<Connection<Socket>>(worker, context, options, nullptr, std::move(socket))->Start();
+  };
+}
+
+// TCP connections speak TLS when the front has an acceptor (the unix socket
+// never does: it does not leave the host).
+auto StartTcpConnection(const ServiceContext& context, const ServerOptions& options,
+                        const std::optional<net::TlsAcceptor>& tls) {
+  return [&context, &options, &tls](net::Worker& worker, net::TcpSocket socket) {
+    if (!tls) return StartConnection<net::TcpSocket>(context, options)(worker, std::move(socket));
+    std::make_shared<Connection<TlsStream>>(worker, context, options, &*tls, tls->NewStream(std::move(socket)))
+        ->Start();
   };
 }
 
 }  // namespace
 
-// The handlers keep a reference to options_, which is constructed after the
-// base but before any connection can be accepted.
+// The handlers keep references to options_ and tls_, which are constructed
+// after the base but before any connection can be accepted.
 MemcacheServer::MemcacheServer(const ServiceContext& context, ServerOptions options)
     : net::IoFront(net::IoServerOptions{"memcached", options.threads, options.max_connections},
-                   StartConnection<net::TcpSocket>(context, options_),
+                   StartTcpConnection(context, options_, tls_),
                    StartConnection<net::UnixSocket>(context, options_)),
-      options_(std::move(options)) {}
+      options_(std::move(options)) {
+  if (options_.tls) tls_.emplace(options_.tls, FrontLabel::kMemcacheText, context.stats, options_.idle_timeout);
+}
 
 std::error_code MemcacheServer::Start() {
   if (options_.listen_tcp) {

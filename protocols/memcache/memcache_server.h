@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <system_error>
 
@@ -21,6 +22,7 @@
 #include "memcache/session.h"
 #include "net/front.h"
 #include "net/io_server.h"
+#include "net/tls_acceptor.h"
 
 namespace katsubushi::memcache {
 
@@ -52,6 +54,7 @@ class MemcacheServer final : public net::IoFront {
 
  private:
   const ServerOptions options_;
+  std::optional<net::TlsAcceptor> tls_;  // set when options_.tls is
 };
 
 }  // namespace katsubushi::memcache

@@ -3,6 +3,7 @@
 // to its parser.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 
 namespace katsubushi {
@@ -11,5 +12,11 @@ namespace katsubushi {
 // keys, HTTP /ids?n=, gRPC FetchMulti's n. go-katsubushi's MaxHTTPBulkSize,
 // which its FetchMulti also enforces. At most GeneratorCore::kMaxIdsPerCall.
 inline constexpr size_t kMaxIdsPerRequest = 1000;
+
+// A TLS handshake on any front must finish within this (or within the idle
+// timeout, when that is shorter): a connection that stalls mid-handshake
+// holds a connection slot and TLS buffers, and a real client's handshake
+// takes a few round trips.
+inline constexpr std::chrono::milliseconds kTlsHandshakeTimeout{10'000};
 
 }  // namespace katsubushi

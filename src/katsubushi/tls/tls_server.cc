@@ -141,6 +141,10 @@ TlsHandshakeFailure ClassifyHandshakeFailure(const SSL* ssl, int ssl_error) {
   ERR_clear_error();
   if (ssl_error == SSL_ERROR_ZERO_RETURN) return TlsHandshakeFailure::kClosed;
   if (ssl_error == SSL_ERROR_SYSCALL && code == 0) return TlsHandshakeFailure::kClosed;  // EOF or reset
+  return ClassifyHandshakeError(ssl, code);
+}
+
+TlsHandshakeFailure ClassifyHandshakeError(const SSL* ssl, unsigned long code) {
   if (ERR_GET_LIB(code) != ERR_LIB_SSL) {
     // A certificate the client CA did not sign fails in X509 verification.
     if (ssl != nullptr && SSL_get_verify_result(ssl) != X509_V_OK) return TlsHandshakeFailure::kClientCertificate;

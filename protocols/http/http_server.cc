@@ -3,7 +3,6 @@
 #include "net/close_when_sent.h"
 
 #include <boost/asio.hpp>
-#include <boost/asio/ssl/stream.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
@@ -19,7 +18,7 @@ namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
 // The TCP stream with Beast's timeouts, and HTTPS over it.
 using TcpStream = beast::basic_stream<tcp, net::Executor, beast::unlimited_rate_policy>;
-using TlsStream = asio::ssl::stream<TcpStream>;
+using TlsStream = net::TlsStream<TcpStream>;
 
 // The first read of a request: a GET with its headers fits many times over.
 constexpr size_t kFirstReadBytes = 4096;
@@ -90,12 +89,10 @@ class Session final : public net::Connection, public std::enable_shared_from_thi
   // timeout closes the socket when it passes), then requests as over TCP.
   void Handshake() {
     tcp_stream().expires_after(tls_->handshake_timeout());
-    stream_.async_handshake(asio::ssl::stream_base::server,
-                            [self = this->shared_from_this()](beast::error_code ec) {
+    stream_.async_handshake([self = this->shared_from_this()](beast::error_code ec) {
                               // A handshake the stop sweep ended is not the client's failure.
                               if (self->stopping_) return self->Close();
-                              if (!self->tls_->Finished(ec, self->stream_.native_handle(),
-                                                        ec == beast::error::timeout)) {
+                              if (!self->tls_->Finished(ec, self->stream_.pipe(), ec == beast::error::timeout)) {
                                 return self->Close();
                               }
                               self->Read();
@@ -236,8 +233,9 @@ HttpServer::HttpServer(const HttpContext& context, HttpOptions options)
                            ->Start();
                        return;
                      }
-                     std::make_shared<Session<TlsStream>>(worker, context_, options_, &*tls_,
-                                                          tls_->NewStream(TcpStream(std::move(socket))))
+                     std::optional<TlsStream> stream = tls_->NewStream(TcpStream(std::move(socket)));
+                     if (!stream) return;  // closes the socket
+                     std::make_shared<Session<TlsStream>>(worker, context_, options_, &*tls_, std::move(*stream))
                          ->Start();
                    }),
       context_(context),

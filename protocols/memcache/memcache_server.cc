@@ -1,7 +1,6 @@
 #include "memcache/memcache_server.h"
 
 #include <boost/asio.hpp>
-#include <boost/asio/ssl/stream.hpp>
 #include <cstring>
 #include <type_traits>
 #include <vector>
@@ -21,7 +20,7 @@ using Clock = std::chrono::steady_clock;
 // Replies are built here; the connections of one worker thread take turns.
 thread_local std::string write_buffer;
 
-using TlsStream = asio::ssl::stream<net::TcpSocket>;
+using TlsStream = net::TlsStream<net::TcpSocket>;
 
 // The first byte of a TLS connection: the record type of its ClientHello.
 constexpr uint8_t kTlsHandshakeRecord = 0x16;
@@ -32,7 +31,7 @@ struct SocketOf {
   using type = Stream;
 };
 template <typename Socket>
-struct SocketOf<asio::ssl::stream<Socket>> {
+struct SocketOf<net::TlsStream<Socket>> {
   using type = Socket;
 };
 
@@ -102,13 +101,11 @@ class Connection final : public net::Connection,
       boost::system::error_code ignored;
       self->socket().cancel(ignored);
     });
-    stream_.async_handshake(asio::ssl::stream_base::server,
-                            [self = this->shared_from_this()](boost::system::error_code ec) {
+    stream_.async_handshake([self = this->shared_from_this()](boost::system::error_code ec) {
                               self->handshaken_ = true;
                               // A handshake the stop sweep ended is not the client's failure.
                               if (self->stopping_) return self->Close();
-                              if (!self->tls_->Finished(ec, self->stream_.native_handle(),
-                                                        self->handshake_timed_out_)) {
+                              if (!self->tls_->Finished(ec, self->stream_.pipe(), self->handshake_timed_out_)) {
                                 return self->Close();
                               }
                               self->Serve();
@@ -303,8 +300,9 @@ auto StartTcpConnection(const ServiceContext& context, const ServerOptions& opti
                         const std::optional<net::TlsAcceptor>& tls) {
   return [&context, &options, &tls](net::Worker& worker, net::TcpSocket socket) {
     if (!tls) return StartConnection<net::TcpSocket>(context, options)(worker, std::move(socket));
-    std::make_shared<Connection<TlsStream>>(worker, context, options, &*tls, tls->NewStream(std::move(socket)))
-        ->Start();
+    std::optional<TlsStream> stream = tls->NewStream(std::move(socket));
+    if (!stream) return;  // closes the socket
+    std::make_shared<Connection<TlsStream>>(worker, context, options, &*tls, std::move(*stream))->Start();
   };
 }
 

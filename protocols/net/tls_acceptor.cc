@@ -1,10 +1,9 @@
 #include "net/tls_acceptor.h"
 
-#include <openssl/ssl.h>
-
 #include <algorithm>
-#include <boost/asio/error.hpp>
-#include <boost/asio/ssl/error.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <spdlog/spdlog.h>
 
 #include "katsubushi/limits.h"
 
@@ -16,15 +15,12 @@ std::chrono::milliseconds HandshakeTimeout(std::chrono::milliseconds idle_timeou
   return std::min(idle_timeout, kTlsHandshakeTimeout);
 }
 
-// Why a handshake that Asio ended with `ec` failed. Asio carries OpenSSL's
-// error code in its SSL category and turns an EOF mid-handshake into
-// stream_truncated; anything from the socket itself means the client went.
-TlsHandshakeFailure Classify(const boost::system::error_code& ec, const ssl_st* ssl, bool timed_out) {
+// Why a handshake that ended with `ec` failed: TLS said why (TlsStream's
+// protocol_error), or the socket did, which means the client went.
+TlsHandshakeFailure Classify(const boost::system::error_code& ec, const tls::TlsPipe& pipe, bool timed_out) {
   if (timed_out) return TlsHandshakeFailure::kTimeout;
-  if (ec.category() == boost::asio::error::get_ssl_category()) {
-    return tls::ClassifyHandshakeError(ssl, static_cast<unsigned long>(ec.value()));
-  }
-  return TlsHandshakeFailure::kClosed;  // stream_truncated, eof, reset, broken pipe
+  if (ec == boost::system::errc::protocol_error) return pipe.handshake_failure();
+  return TlsHandshakeFailure::kClosed;  // eof, reset, broken pipe
 }
 
 }  // namespace
@@ -33,18 +29,20 @@ TlsAcceptor::TlsAcceptor(std::shared_ptr<tls::ServerContextSource> source, Front
                          std::chrono::milliseconds idle_timeout)
     : source_(std::move(source)), front_(front), stats_(stats), handshake_timeout_(HandshakeTimeout(idle_timeout)) {}
 
-boost::asio::ssl::context TlsAcceptor::CurrentContext() const {
-  const tls::ServerContext current = source_->Current();
-  SSL_CTX_up_ref(current.get());  // the wrapper frees one reference when it goes
-  return boost::asio::ssl::context(current.get());
+std::unique_ptr<tls::TlsPipe> TlsAcceptor::NewPipe() const {
+  // The session holds its own reference to the context: a rotation while
+  // it lives does not pull it away.
+  auto pipe = tls::TlsPipe::NewServer(source_->Current().get());
+  if (!pipe) spdlog::error("TLS: cannot create a session; closing a new connection");
+  return pipe;
 }
 
-bool TlsAcceptor::Finished(const boost::system::error_code& ec, const ssl_st* ssl, bool timed_out) const {
+bool TlsAcceptor::Finished(const boost::system::error_code& ec, const tls::TlsPipe& pipe, bool timed_out) const {
   if (!ec && !timed_out) {
     stats_.CountTlsHandshake(front_);
     return true;
   }
-  stats_.CountTlsHandshakeFailure(front_, Classify(ec, ssl, timed_out));
+  stats_.CountTlsHandshakeFailure(front_, Classify(ec, pipe, timed_out));
   return false;
 }
 

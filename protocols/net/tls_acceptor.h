@@ -1,6 +1,6 @@
 // TlsAcceptor: TLS on a front that runs on net::IoServer (memcached, HTTP).
-// The fronts keep their connection code and wrap the socket in Asio's
-// ssl::stream; this class is the one place that decides what every TLS
+// The fronts keep their connection code and wrap the socket in a TlsStream
+// (tls_stream.h); this class is the one place that decides what every TLS
 // connection of such a front gets and how its handshake ends:
 //
 //   * the context (certificate, key, client CA, ALPN) current when the
@@ -17,15 +17,16 @@
 // Thread safety: every method may be called from any io thread.
 #pragma once
 
-#include <boost/asio/ssl/context.hpp>
-#include <boost/asio/ssl/stream.hpp>
 #include <boost/system/error_code.hpp>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <utility>
 
 #include "katsubushi/stats.h"
+#include "katsubushi/tls/tls_pipe.h"
 #include "katsubushi/tls/tls_server.h"
+#include "net/tls_stream.h"
 
 namespace katsubushi::net {
 
@@ -34,23 +35,23 @@ class TlsAcceptor {
   TlsAcceptor(std::shared_ptr<tls::ServerContextSource> source, FrontLabel front, Stats& stats,
               std::chrono::milliseconds idle_timeout);
 
-  // A server-side TLS stream over `next`, with the context current now.
+  // A server-side TLS stream over `next`, with the context current now;
+  // none when OpenSSL cannot make a session (out of memory), logged.
   template <typename NextLayer>
-  boost::asio::ssl::stream<NextLayer> NewStream(NextLayer&& next) const {
-    // Asio's context wrapper only lends the SSL_CTX to the stream, whose SSL
-    // object holds its own reference from then on.
-    boost::asio::ssl::context context = CurrentContext();
-    return boost::asio::ssl::stream<NextLayer>(std::forward<NextLayer>(next), context);
+  std::optional<TlsStream<NextLayer>> NewStream(NextLayer&& next) const {
+    std::unique_ptr<tls::TlsPipe> pipe = NewPipe();
+    if (!pipe) return std::nullopt;
+    return TlsStream<NextLayer>(std::forward<NextLayer>(next), std::move(pipe));
   }
 
   std::chrono::milliseconds handshake_timeout() const { return handshake_timeout_; }
 
-  // Counts a handshake that ended with `ec` on `ssl`; `timed_out` when it was
-  // cut off at handshake_timeout(). True when the connection may go on.
-  bool Finished(const boost::system::error_code& ec, const ssl_st* ssl, bool timed_out) const;
+  // Counts a handshake that ended with `ec` on `pipe`; `timed_out` when it
+  // was cut off at handshake_timeout(). True when the connection may go on.
+  bool Finished(const boost::system::error_code& ec, const tls::TlsPipe& pipe, bool timed_out) const;
 
  private:
-  boost::asio::ssl::context CurrentContext() const;
+  std::unique_ptr<tls::TlsPipe> NewPipe() const;
 
   const std::shared_ptr<tls::ServerContextSource> source_;
   const FrontLabel front_;

@@ -1,8 +1,9 @@
 // The server side of TLS without sockets: the certificate store's reload
 // rules over real files (rename, symlink swap, half-written and mismatched
-// files), and handshakes between OpenSSL endpoints over a BIO pair against
+// files), handshakes between OpenSSL endpoints over a BIO pair against
 // contexts MakeServerContext built, each failure named the way
-// katsubushi_tls_handshake_failures_total names it.
+// katsubushi_tls_handshake_failures_total names it, and TlsPipe, the
+// session the fronts run, fed a byte at a time.
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -19,8 +20,10 @@
 #include <fstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "katsubushi/tls/certificate_store.h"
+#include "katsubushi/tls/tls_pipe.h"
 #include "katsubushi/tls/tls_server.h"
 
 namespace katsubushi::tls {
@@ -406,6 +409,133 @@ TEST_F(TlsServerTest, ASourceRebuildsItsContextOnlyWhenTheGenerationMoves) {
   EXPECT_NE(second, first);
   X509* served = SSL_CTX_get0_certificate(second.get());
   EXPECT_EQ(X509_cmp(served, renewed.cert.get()), 0);
+}
+
+
+// TlsPipe, the server session the fronts run: a real client over memory,
+// with the client's bytes handed over one at a time (every split of every
+// record), a reply larger than a record, the peer's close_notify, and
+// garbage failing with its reason (and, for a malformed ClientHello, an
+// alert for the peer).
+class PipeClient {
+ public:
+  explicit PipeClient(SSL_CTX* ctx) : ssl_(SSL_new(ctx)) {
+    in_ = BIO_new(BIO_s_mem());
+    out_ = BIO_new(BIO_s_mem());
+    SSL_set_bio(ssl_, in_, out_);
+    SSL_set_connect_state(ssl_);
+  }
+  ~PipeClient() { SSL_free(ssl_); }
+  SSL* ssl() { return ssl_; }
+
+  // Everything the client wrote, into the pipe a byte at a time, running
+  // `step` after each byte; the statuses seen before the last byte.
+  template <typename Step>
+  std::vector<TlsPipe::Status> FeedByteByByte(TlsPipe& pipe, Step step) {
+    std::vector<TlsPipe::Status> before_last;
+    char byte;
+    while (BIO_read(out_, &byte, 1) == 1) {
+      const std::span<char> room = pipe.InputRoom();
+      EXPECT_FALSE(room.empty());
+      room[0] = byte;
+      pipe.CommitInput(1);
+      const TlsPipe::Status status = step();
+      if (BIO_ctrl_pending(out_) > 0) before_last.push_back(status);
+      last_ = status;
+    }
+    return before_last;
+  }
+  // What the pipe wrote, to the client.
+  void Take(TlsPipe& pipe) {
+    BIO_write(in_, pipe.output().data(), static_cast<int>(pipe.output().size()));
+    pipe.ConsumeOutput(pipe.output().size());
+  }
+  TlsPipe::Status last() const { return last_; }
+
+ private:
+  SSL* ssl_;
+  BIO* in_;
+  BIO* out_;
+  TlsPipe::Status last_ = TlsPipe::Status::kWantInput;
+};
+
+TEST_F(TlsServerTest, APipeTakesRecordsSplitAnywhereAndRepliesInRecords) {
+  auto store = OpenOrFail(files());
+  ASSERT_NE(store, nullptr);
+  std::string error;
+  ServerContext server = MakeServerContext(*store->current(), {}, &error);
+  ASSERT_NE(server, nullptr) << error;
+  CtxPtr client_ctx = ClientContext(&ca_);
+  PipeClient client(client_ctx.get());
+  auto pipe = TlsPipe::NewServer(server.get());
+  ASSERT_NE(pipe, nullptr);
+
+  // The handshake: the server wants input until a whole flight is in.
+  for (int round = 0; round < 4 && !SSL_is_init_finished(client.ssl()); ++round) {
+    SSL_do_handshake(client.ssl());
+    for (TlsPipe::Status s : client.FeedByteByByte(*pipe, [&] { return pipe->Handshake(); })) {
+      EXPECT_EQ(s, TlsPipe::Status::kWantInput);
+    }
+    client.Take(*pipe);
+  }
+  ASSERT_TRUE(SSL_is_init_finished(client.ssl()));
+  EXPECT_EQ(client.last(), TlsPipe::Status::kDone);
+
+  // A request split at every byte arrives whole, once.
+  const std::string request = "get id\r\n";
+  ASSERT_EQ(SSL_write(client.ssl(), request.data(), static_cast<int>(request.size())), 8);
+  char plain[64];
+  size_t got = 0;
+  for (TlsPipe::Status s : client.FeedByteByByte(*pipe, [&] { return pipe->Read(plain, &got); })) {
+    EXPECT_EQ(s, TlsPipe::Status::kWantInput);
+  }
+  ASSERT_EQ(client.last(), TlsPipe::Status::kDone);
+  EXPECT_EQ(std::string(plain, got), request);
+  EXPECT_EQ(pipe->Read(plain, &got), TlsPipe::Status::kWantInput);
+
+  // A reply of many records: all of it written, all of it read back.
+  std::string reply(100'000, 'x');
+  for (size_t i = 0; i < reply.size(); i += 997) reply[i] = static_cast<char>('a' + i % 26);
+  size_t written = 0;
+  ASSERT_EQ(pipe->Write(reply, &written), TlsPipe::Status::kDone);
+  EXPECT_EQ(written, reply.size());
+  EXPECT_GT(pipe->output().size(), reply.size());
+  client.Take(*pipe);
+  EXPECT_TRUE(pipe->output().empty());
+  std::string echoed(reply.size(), '\0');
+  size_t read = 0;
+  while (read < reply.size()) {
+    size_t n = 0;
+    ASSERT_EQ(SSL_read_ex(client.ssl(), echoed.data() + read, reply.size() - read, &n), 1);
+    read += n;
+  }
+  EXPECT_EQ(echoed, reply);
+
+  // The client's close_notify ends the session.
+  SSL_shutdown(client.ssl());
+  client.FeedByteByByte(*pipe, [&] { return pipe->Read(plain, &got); });
+  EXPECT_EQ(client.last(), TlsPipe::Status::kClosed);
+}
+
+TEST_F(TlsServerTest, APipeFailsAGarbageClientHelloWithItsReasonAndAnAlert) {
+  auto store = OpenOrFail(files());
+  ASSERT_NE(store, nullptr);
+  std::string error;
+  ServerContext server = MakeServerContext(*store->current(), {}, &error);
+  ASSERT_NE(server, nullptr) << error;
+  for (const std::string& garbage : {std::string("get id\r\n"), std::string("\x16\x03\x01\x00\x05\x02zzzz", 10)}) {
+    auto pipe = TlsPipe::NewServer(server.get());
+    ASSERT_NE(pipe, nullptr);
+    const std::span<char> room = pipe->InputRoom();
+    std::copy(garbage.begin(), garbage.end(), room.begin());
+    pipe->CommitInput(garbage.size());
+    EXPECT_EQ(pipe->Handshake(), TlsPipe::Status::kFailed) << garbage;
+    EXPECT_EQ(pipe->handshake_failure(), garbage[0] == 'g' ? TlsHandshakeFailure::kNotTls : TlsHandshakeFailure::kOther)
+        << garbage;
+    if (garbage[0] == 'g') continue;  // not a TLS record: OpenSSL has no record to answer in
+    ASSERT_FALSE(pipe->output().empty());
+    EXPECT_EQ(pipe->output()[0], '\x15');  // an alert record
+  }
 }
 
 }  // namespace

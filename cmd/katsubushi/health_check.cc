@@ -39,7 +39,7 @@ std::string Describe(const IoFailure& io) {
 
 Failure Open(const client::ServerAddress& address, Clock::time_point deadline, Connection* out) {
   IoFailure io;
-  *out = Connection::Open(address, deadline, &io);
+  *out = Connection::Open(address, client::TlsDial{}, deadline, &io);
   if (!out->valid()) return Describe(io);
   return std::nullopt;
 }

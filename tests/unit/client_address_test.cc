@@ -44,9 +44,38 @@ TEST(ServerAddress, HttpPrefixes) {
   }
 }
 
+TEST(ServerAddress, ParsesTlsAddresses) {
+  auto memcache = ParseServerAddress("tls://kb.internal:11212");
+  ASSERT_TRUE(memcache.ok());
+  EXPECT_EQ(memcache->transport, Transport::kMemcacheTcp);
+  EXPECT_TRUE(memcache->tls);
+  EXPECT_EQ(memcache->host, "kb.internal");
+  EXPECT_EQ(memcache->port, 11212);
+  auto v6 = ParseServerAddress("tls://[::1]:5");
+  ASSERT_TRUE(v6.ok());
+  EXPECT_EQ(v6->host, "::1");
+  EXPECT_TRUE(v6->tls);
+  auto https = ParseServerAddress("https://kb.internal/kb");
+  ASSERT_TRUE(https.ok());
+  EXPECT_EQ(https->transport, Transport::kHttp);
+  EXPECT_TRUE(https->tls);
+  EXPECT_EQ(https->port, 443);
+  EXPECT_EQ(https->http_prefix, "/kb/");
+  auto https_port = ParseServerAddress("https://10.0.0.1:8443");
+  ASSERT_TRUE(https_port.ok());
+  EXPECT_EQ(https_port->port, 8443);
+  // The plaintext forms stay plaintext.
+  for (const char* plain : {"h:1", "http://h:1", "unix:/x"}) {
+    auto a = ParseServerAddress(plain);
+    ASSERT_TRUE(a.ok()) << plain;
+    EXPECT_FALSE(a->tls) << plain;
+  }
+}
+
 TEST(ServerAddress, Rejects) {
   for (const char* bad : {"", "host", "host:", ":11212", "host:0", "host:65536", "host:12x", "host:-1",
-                          "::1:11212", "[::1]", "[::1:5", "https://h:443", "tcp://h:1", "http://",
+                          "::1:11212", "[::1]", "[::1:5", "tcp://h:1", "http://", "https://",
+                          "tls://h", "tls://:1", "tls://h:1/x", "tls://unix:/x", "TLS://h:1", "https://h:1/a?b",
                           "http://h:1/a?b", "http://h:1/a b", "http://h:1/%20", "ho st:1", "h/x:1",
                           "user@h:1"}) {
     EXPECT_EQ(ParseServerAddress(bad).status(), kBadServerAddress) << bad;

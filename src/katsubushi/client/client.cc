@@ -10,6 +10,7 @@
 #include "katsubushi/client/connection.h"
 #include "katsubushi/client/reply.h"
 #include "katsubushi/client/server_address.h"
+#include "katsubushi/tls/tls_client.h"
 
 namespace katsubushi {
 namespace client {
@@ -20,8 +21,8 @@ inline constexpr size_t kMaxIdleConnectionsPerServer = 16;
 inline constexpr size_t kReceiveChunkBytes = 16 * 1024;
 
 struct Server {
-  Server(ServerAddress a, Clock& clock, const ClientOptions& options)
-      : address(std::move(a)), backoff(clock, options.backoff_initial, options.backoff_max) {}
+  Server(ServerAddress a, const TlsDial& t, Clock& clock, const ClientOptions& options)
+      : address(std::move(a)), tls(t), backoff(clock, options.backoff_initial, options.backoff_max) {}
 
   Connection TakeIdle() {
     std::lock_guard lock(mu);
@@ -41,6 +42,7 @@ struct Server {
   }
 
   const ServerAddress address;
+  const TlsDial& tls;  // the Client's
   ServerBackoff backoff;
   std::mutex mu;
   std::vector<Connection> idle;  // guarded by mu
@@ -51,6 +53,7 @@ namespace {
 struct Failure {
   Status status;
   int sys_errno = 0;
+  std::string detail;  // TLS: OpenSSL's or the certificate's reason
 };
 
 void Describe(const Server& server, const Failure& failure, std::string* why) {
@@ -63,6 +66,7 @@ void Describe(const Server& server, const Failure& failure, std::string* why) {
     const char* text = ::strerror_r(failure.sys_errno, buffer, sizeof(buffer));
     why->append(" (").append(text).append(")");
   }
+  if (!failure.detail.empty()) why->append(" (").append(failure.detail).append(")");
 }
 
 // One request and its reply on one connection. `pooled` says whether the
@@ -75,16 +79,16 @@ Status Attempt(Server& server, std::span<uint64_t> out, bool pooled, Deadline de
   IoFailure io;
   Connection connection = pooled ? server.TakeIdle() : Connection();
   const bool reused = connection.valid();
-  auto fail = [&](Status status, int sys_errno) {
+  auto fail = [&](Status status, int sys_errno, std::string detail = {}) {
     // Stale pooled connections usually come in sets (the server restarted or
     // idled them all out): the retry and later calls start afresh.
     if (reused) server.DropIdle();
-    *failure = {status, sys_errno};
+    *failure = {status, sys_errno, std::move(detail)};
     return status;
   };
   if (!reused) {
-    connection = Connection::Open(server.address, deadline, &io);
-    if (!connection.valid()) return fail(io.status, io.sys_errno);
+    connection = Connection::Open(server.address, server.tls, deadline, &io);
+    if (!connection.valid()) return fail(io.status, io.sys_errno, std::move(io.detail));
   }
   request.clear();
   if (http) {
@@ -92,13 +96,13 @@ Status Attempt(Server& server, std::span<uint64_t> out, bool pooled, Deadline de
   } else {
     AppendMemcacheRequest(out.size(), &request);
   }
-  if (!connection.SendAll(request, deadline, &io)) return fail(io.status, io.sys_errno);
+  if (!connection.SendAll(request, deadline, &io)) return fail(io.status, io.sys_errno, std::move(io.detail));
   reply.clear();
   while (true) {
     if (reply.size() > kMaxReplyBytes + kMaxHttpHeaderBytes) return fail(kReplyTooLarge, 0);
     bool eof = false;
     if (!connection.Receive(&reply, kReceiveChunkBytes, deadline, &eof, &io)) {
-      return fail(io.status, io.sys_errno);
+      return fail(io.status, io.sys_errno, std::move(io.detail));
     }
     if (eof) return fail(kClosedEarly, 0);
     const ParseResult parsed = http ? ParseHttpReply(reply, out) : ParseMemcacheReply(reply, out);
@@ -125,18 +129,40 @@ using client::Server;
 Client::Client(const ClientOptions& options) : options_(options) {}
 Client::~Client() = default;
 
-Result<std::unique_ptr<Client>> Client::Open(const ClientOptions& options) {
+Result<std::unique_ptr<Client>> Client::Open(const ClientOptions& options, std::string* why) {
   if (options.servers.empty()) return kNoServers;
   if (options.timeout.count() <= 0 || options.attempt_timeout.count() <= 0 ||
       options.backoff_initial.count() <= 0 || options.backoff_initial > options.backoff_max) {
     return kBadTimeout;
   }
-  std::unique_ptr<Client> c(new Client(options));
-  Clock& clock = options.clock != nullptr ? *options.clock : SystemClock::Instance();
+  std::vector<client::ServerAddress> addresses;
+  bool any_tls = false;
   for (const std::string& text : options.servers) {
     Result<client::ServerAddress> address = client::ParseServerAddress(text);
-    if (!address.ok()) return address.status();
-    c->servers_.push_back(std::make_unique<Server>(std::move(address).value(), clock, options));
+    if (!address.ok()) {
+      if (why != nullptr) *why = text;
+      return address.status();
+    }
+    any_tls |= address->tls;
+    addresses.push_back(std::move(address).value());
+  }
+  std::unique_ptr<Client> c(new Client(options));
+  c->tls_ = std::make_unique<client::TlsDial>();
+  const ClientTlsOptions& t = options.tls;
+  // Named files are loaded even with no TLS server, so that a typo shows now.
+  if (any_tls || !t.ca_file.empty() || !t.cert_file.empty() || !t.key_file.empty()) {
+    std::string error;
+    c->tls_->context = tls::MakeClientContext({t.ca_file, t.cert_file, t.key_file, t.skip_verify}, &error);
+    if (!c->tls_->context) {
+      if (why != nullptr) *why = std::move(error);
+      return kBadTlsFiles;
+    }
+    c->tls_->server_name = t.server_name;
+    c->tls_->check_name = !t.skip_verify;
+  }
+  Clock& clock = options.clock != nullptr ? *options.clock : SystemClock::Instance();
+  for (client::ServerAddress& address : addresses) {
+    c->servers_.push_back(std::make_unique<Server>(std::move(address), *c->tls_, clock, options));
   }
   return c;
 }
@@ -164,7 +190,7 @@ Status Client::FetchMulti(std::span<uint64_t> out, std::string* why) {
   const size_t n = servers_.size();
   const size_t first = options_.random_start && n > 1 ? client::RandomIndex(n) : 0;
 
-  client::Failure last{client::kTimedOut, 0};
+  client::Failure last{client::kTimedOut, 0, {}};
   // Up to two attempts at one server; true when IDs are in `out`.
   auto try_server = [&](Server& server) {
     for (int attempt = 0; attempt < 2; ++attempt) {

@@ -3,13 +3,15 @@
 // and NewHTTPClient do for Go programs.
 //
 //   katsubushi::ClientOptions options;
-//   options.servers = {"10.0.0.1:11212", "unix:/run/kb.sock", "http://10.0.0.2:8080/kb"};
+//   options.servers = {"10.0.0.1:11212", "unix:/run/kb.sock", "http://10.0.0.2:8080/kb",
+//                      "tls://kb.internal:11212", "https://kb.internal:8080"};
+//   options.tls.ca_file = "/etc/katsubushi/ca.crt";           // for tls:// and https://
 //   auto client = katsubushi::Client::Open(options);         // no I/O yet
 //   katsubushi::Result<uint64_t> id = (*client)->Fetch();
 //   if (!id.ok()) log(id.status().message());
 //
 // Servers: see server_address.h (memcached text protocol by default, over
-// TCP or a unix socket; or HTTP). FetchMulti(n) asks for 1..1000 IDs in one
+// TCP or a unix socket; or HTTP; tls:// and https:// are the same over TLS). FetchMulti(n) asks for 1..1000 IDs in one
 // request (memcached "get 0 1 ... n-1", HTTP GET /ids?n=N).
 //
 // Failover, exactly:
@@ -32,7 +34,15 @@
 //  4. The whole call ends by `timeout` from its start. Then, or when every
 //     server failed, the result is the last failure's Status (its code and
 //     reason); `why`, when given, lists each failed attempt:
-//     "127.0.0.1:11212: connect failed (Connection refused); ...".
+//     "127.0.0.1:11212: connect failed (Connection refused); ...", and for
+//     TLS the certificate's or OpenSSL's reason: "tls://10.0.0.1:11212: TLS
+//     handshake failed: server certificate not verified (unable to get local
+//     issuer certificate)".
+//
+// TLS: the handshake is part of the attempt and bounded by its deadline (a
+// server that stalls it costs one attempt_timeout); a plaintext server
+// answering a TLS client fails at its first bytes. A TLS connection is pooled
+// and reused like any other, so the handshake is paid once per connection.
 // No ID is ever returned from a reply that is not exactly right (reply.h):
 // an error gives no ID, and FetchMulti's output is all zeros.
 // A retry never repeats an ID: a request that timed out may have consumed IDs
@@ -62,10 +72,28 @@ namespace katsubushi {
 
 namespace client {
 struct Server;
+struct TlsDial;
 }
+
+// How tls:// and https:// servers are verified, for all of them.
+struct ClientTlsOptions {
+  std::string ca_file;      // PEM bundle the servers' chains must end in; empty: the system's CA store
+  std::string cert_file;    // client certificate chain, PEM (mutual TLS); with key_file
+  std::string key_file;     // its private key, PEM
+  // The name each server's certificate must carry (and that is sent as SNI)
+  // instead of its host: for servers dialled by IP address whose
+  // certificates name a DNS name.
+  std::string server_name;
+  // No chain or name check (insecure: anyone on the path can answer); what
+  // a load balancer does with its targets.
+  bool skip_verify = false;
+};
 
 struct ClientOptions {
   std::vector<std::string> servers;
+  // Read only when a server is tls:// or https:// or a file is named; the
+  // files are loaded by Open.
+  ClientTlsOptions tls;
   // The deadline of one Fetch/FetchMulti call, all servers and attempts
   // included (go-katsubushi's DefaultClientTimeout).
   std::chrono::milliseconds timeout{5000};
@@ -86,11 +114,13 @@ inline constexpr Status kNoServers{StatusCode::kInvalidArgument, "no servers giv
 inline constexpr Status kBadTimeout{StatusCode::kInvalidArgument,
                                     "timeouts must be positive and backoff_initial <= backoff_max"};
 inline constexpr Status kBadCount{StatusCode::kInvalidArgument, "n must be 1..1000"};
+inline constexpr Status kBadTlsFiles{StatusCode::kInvalidArgument, "TLS files did not load"};
 
 class Client {
  public:
-  // Parses and checks the options; connects nothing yet.
-  static Result<std::unique_ptr<Client>> Open(const ClientOptions& options);
+  // Parses and checks the options and loads the TLS files; connects nothing
+  // yet. `why`, when given, says which file did not load and why.
+  static Result<std::unique_ptr<Client>> Open(const ClientOptions& options, std::string* why = nullptr);
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
@@ -104,6 +134,7 @@ class Client {
   explicit Client(const ClientOptions& options);
 
   ClientOptions options_;
+  std::unique_ptr<client::TlsDial> tls_;  // shared by all TLS servers
   std::vector<std::unique_ptr<client::Server>> servers_;
 };
 

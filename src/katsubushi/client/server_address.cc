@@ -56,6 +56,8 @@ Result<ServerAddress> ParseServerAddress(std::string_view text) {
   address.text.assign(text);
   constexpr std::string_view kUnix = "unix:";
   constexpr std::string_view kHttp = "http://";
+  constexpr std::string_view kHttps = "https://";
+  constexpr std::string_view kTls = "tls://";
   if (text.starts_with(kUnix)) {
     address.transport = Transport::kMemcacheUnix;
     address.unix_path.assign(text.substr(kUnix.size()));
@@ -64,13 +66,14 @@ Result<ServerAddress> ParseServerAddress(std::string_view text) {
     }
     return address;
   }
-  if (text.starts_with(kHttp)) {
+  if (text.starts_with(kHttp) || text.starts_with(kHttps)) {
     address.transport = Transport::kHttp;
-    std::string_view rest = text.substr(kHttp.size());
+    address.tls = text.starts_with(kHttps);
+    std::string_view rest = text.substr(address.tls ? kHttps.size() : kHttp.size());
     const size_t slash = rest.find('/');
     const std::string_view authority = rest.substr(0, slash);
     std::string_view path = slash == std::string_view::npos ? "/" : rest.substr(slash);
-    if (!ParseHostPort(authority, 80, &address)) return kBadServerAddress;
+    if (!ParseHostPort(authority, address.tls ? 443 : 80, &address)) return kBadServerAddress;
     // A query, fragment or anything needing escapes would change the request line.
     for (char c : path) {
       if (c <= ' ' || c >= 0x7f || c == '?' || c == '#' || c == '%') return kBadServerAddress;
@@ -79,7 +82,12 @@ Result<ServerAddress> ParseServerAddress(std::string_view text) {
     if (address.http_prefix.back() != '/') address.http_prefix.push_back('/');
     return address;
   }
-  if (text.find("://") != std::string_view::npos) return kBadServerAddress;  // https://, tcp://...
+  if (text.starts_with(kTls)) {
+    address.tls = true;
+    if (!ParseHostPort(text.substr(kTls.size()), 0, &address)) return kBadServerAddress;
+    return address;
+  }
+  if (text.find("://") != std::string_view::npos) return kBadServerAddress;  // tcp://, ...
   if (!ParseHostPort(text, 0, &address)) return kBadServerAddress;
   return address;
 }

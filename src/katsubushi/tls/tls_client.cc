@@ -43,7 +43,7 @@ bool LoadSystemStore(SSL_CTX* ctx, std::string* error) {
   for (const char* bundle : kSystemBundles) {
     if (!Exists(bundle)) continue;
     if (SSL_CTX_load_verify_locations(ctx, bundle, nullptr) != 1) {
-      *error = DrainSslErrors(std::string("cannot load the CA bundle ") + bundle);
+      *error = SslFailure(std::string("cannot load the CA bundle ") + bundle);
       return false;
     }
     return true;
@@ -82,7 +82,7 @@ ClientContext MakeClientContext(const TlsClientOptions& options, std::string* er
   SSL_CTX_set_mode(ctx.get(), SSL_MODE_AUTO_RETRY);
   if (!options.ca_file.empty()) {
     if (SSL_CTX_load_verify_locations(ctx.get(), options.ca_file.c_str(), nullptr) != 1) {
-      *error = DrainSslErrors("cannot load the CA file " + options.ca_file);
+      *error = SslFailure("cannot load the CA file " + options.ca_file);
       return nullptr;
     }
   } else if (!options.skip_verify && !LoadSystemStore(ctx.get(), error)) {
@@ -94,11 +94,11 @@ ClientContext MakeClientContext(const TlsClientOptions& options, std::string* er
       return nullptr;
     }
     if (SSL_CTX_use_certificate_chain_file(ctx.get(), options.cert_file.c_str()) != 1) {
-      *error = DrainSslErrors("cannot load the client certificate " + options.cert_file);
+      *error = SslFailure("cannot load the client certificate " + options.cert_file);
       return nullptr;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx.get(), options.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-      *error = DrainSslErrors("cannot load the client key " + options.key_file);
+      *error = SslFailure("cannot load the client key " + options.key_file);
       return nullptr;
     }
     if (SSL_CTX_check_private_key(ctx.get()) != 1) {

@@ -4,8 +4,6 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -13,14 +11,10 @@
 #include <cerrno>
 #include <cstring>
 
+#include "katsubushi/tls/socket_io.h"
+
 namespace katsubushi::redis {
 namespace {
-
-int MillisLeft(Deadline deadline) {
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-      deadline - std::chrono::steady_clock::now());
-  return left.count() <= 0 ? 0 : static_cast<int>(std::min<int64_t>(left.count(), INT32_MAX));
-}
 
 std::string Errno(std::string_view what) {
   return std::string(what) + ": " + std::strerror(errno);
@@ -38,13 +32,11 @@ int ConnectOne(const addrinfo& ai, Deadline deadline, std::string* error) {
     ::close(fd);
     return -1;
   }
-  pollfd pfd{fd, POLLOUT, 0};
-  int ready;
-  do {
-    ready = ::poll(&pfd, 1, MillisLeft(deadline));
-  } while (ready < 0 && errno == EINTR);
-  if (ready <= 0) {
-    *error = ready == 0 ? "connect: timed out" : Errno("connect");
+  int sys_errno = 0;
+  if (const tls::SocketResult ready = tls::WaitFor(fd, POLLOUT, deadline, &sys_errno);
+      ready != tls::SocketResult::kOk) {
+    *error = ready == tls::SocketResult::kTimeout ? "connect: timed out"
+                                                  : std::string("connect: ") + std::strerror(sys_errno);
     ::close(fd);
     return -1;
   }
@@ -62,18 +54,42 @@ int ConnectOne(const addrinfo& ai, Deadline deadline, std::string* error) {
   return fd;
 }
 
-}  // namespace
+std::string Reason(const std::string& detail, std::string_view fallback) {
+  return detail.empty() ? std::string(fallback) : detail;
+}
 
-struct Transport::Tls {
-  std::unique_ptr<SSL, void (*)(SSL*)> ssl{nullptr, SSL_free};
-  BIO* in = nullptr;   // bytes from the peer, for OpenSSL to read (owned by ssl)
-  BIO* out = nullptr;  // bytes OpenSSL wrote, for us to send (owned by ssl)
-};
+// A stream failure in the words the Redis client and its callers know
+// (RedisFailure() looks for "certificate verify failed" and "TLS").
+std::string Describe(const tls::StreamFailure& f, std::string_view during) {
+  switch (f.error) {
+    case tls::StreamError::kTimeout: return "timed out waiting for Redis";
+    case tls::StreamError::kClosed:
+      return during.empty() ? "Redis closed the connection" : std::string(during) + Reason(f.detail, "Redis closed the connection");
+    case tls::StreamError::kSend: return std::string("send to Redis: ") + std::strerror(f.sys_errno);
+    case tls::StreamError::kReceive: return std::string("receive from Redis: ") + std::strerror(f.sys_errno);
+    case tls::StreamError::kCertificate:
+    case tls::StreamError::kCertificateName:
+      return std::string(during) + "certificate verify failed: " + f.detail;
+    case tls::StreamError::kNotTls:
+    case tls::StreamError::kTls: break;
+  }
+  return std::string(during.empty() ? "TLS: " : during) + f.detail;
+}
+
+Transport::ReadResult ResultOf(tls::StreamError e) {
+  switch (e) {
+    case tls::StreamError::kTimeout: return Transport::ReadResult::kTimeout;
+    case tls::StreamError::kClosed: return Transport::ReadResult::kClosed;
+    default: return Transport::ReadResult::kError;
+  }
+}
+
+}  // namespace
 
 Transport::Transport(int fd) : fd_(fd) {}
 
 Transport::~Transport() {
-  tls_.reset();
+  tls_.reset();  // before the socket it works on
   ::close(fd_);
 }
 
@@ -96,159 +112,49 @@ std::unique_ptr<Transport> Transport::Connect(const std::string& host, uint16_t 
   }
   if (fd < 0) return nullptr;
   std::unique_ptr<Transport> transport(new Transport(fd));
-  if (tls && !transport->Handshake(host, verify_peer, tls, deadline, error)) return nullptr;
+  if (tls) {
+    tls::StreamFailure failure;
+    transport->tls_ = tls::ClientStream::Connect(fd, tls, host, verify_peer, deadline, &failure);
+    if (!transport->tls_) {
+      *error = Describe(failure, "TLS handshake: ");
+      return nullptr;
+    }
+  }
   return transport;
 }
 
-bool Transport::WaitFor(short events, Deadline deadline, std::string* error) const {
-  pollfd pfd{fd_, events, 0};
-  for (;;) {
-    const int ready = ::poll(&pfd, 1, MillisLeft(deadline));
-    if (ready > 0) return true;
-    if (ready == 0) {
-      *error = "timed out waiting for Redis";
-      return false;
-    }
-    if (errno != EINTR) {
-      *error = Errno("poll");
-      return false;
-    }
-  }
-}
-
-bool Transport::SendRaw(std::string_view bytes, Deadline deadline, std::string* error) {
-  while (!bytes.empty()) {
-    const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-    if (n > 0) {
-      bytes.remove_prefix(static_cast<size_t>(n));
-    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      if (!WaitFor(POLLOUT, deadline, error)) return false;
-    } else if (n < 0 && errno != EINTR) {
-      *error = Errno("send to Redis");
-      return false;
-    }
-  }
-  return true;
-}
-
-Transport::ReadResult Transport::RecvRaw(char* buf, size_t capacity, size_t* size, Deadline deadline,
-                                         std::string* error) {
-  for (;;) {
-    const ssize_t n = ::recv(fd_, buf, capacity, 0);
-    if (n > 0) {
-      *size = static_cast<size_t>(n);
-      return ReadResult::kData;
-    }
-    if (n == 0) {
-      *error = "Redis closed the connection";
-      return ReadResult::kClosed;
-    }
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) {
-      *error = Errno("receive from Redis");
-      return ReadResult::kError;
-    }
-    if (!WaitFor(POLLIN, deadline, error)) {
-      return MillisLeft(deadline) == 0 ? ReadResult::kTimeout : ReadResult::kError;
-    }
-  }
-}
-
-bool Transport::FlushTls(Deadline deadline, std::string* error) {
-  char buf[16 * 1024];
-  for (;;) {
-    const int n = BIO_read(tls_->out, buf, sizeof buf);
-    if (n <= 0) return true;
-    if (!SendRaw(std::string_view(buf, static_cast<size_t>(n)), deadline, error)) return false;
-  }
-}
-
-Transport::ReadResult Transport::FillTls(Deadline deadline, std::string* error) {
-  char buf[16 * 1024];
-  size_t size = 0;
-  const ReadResult r = RecvRaw(buf, sizeof buf, &size, deadline, error);
-  if (r == ReadResult::kData) BIO_write(tls_->in, buf, static_cast<int>(size));
-  return r;
-}
-
-bool Transport::Handshake(std::string_view host, bool verify_peer, const tls::ClientContext& context,
-                          Deadline deadline, std::string* error) {
-  ERR_clear_error();
-  tls_ = std::make_unique<Tls>();
-  tls_->ssl.reset(SSL_new(context.get()));
-  if (!tls_->ssl) {
-    *error = tls::DrainSslErrors("cannot start a TLS session");
-    return false;
-  }
-  tls_->in = BIO_new(BIO_s_mem());
-  tls_->out = BIO_new(BIO_s_mem());
-  SSL_set_bio(tls_->ssl.get(), tls_->in, tls_->out);
-  SSL_set_connect_state(tls_->ssl.get());
-  if (!tls::PrepareClientSession(tls_->ssl.get(), host, verify_peer, error)) return false;
-  for (;;) {
-    const int rc = SSL_do_handshake(tls_->ssl.get());
-    if (!FlushTls(deadline, error)) return false;
-    if (rc == 1) return true;
-    const int reason = SSL_get_error(tls_->ssl.get(), rc);
-    if (reason == SSL_ERROR_WANT_READ) {
-      const ReadResult r = FillTls(deadline, error);
-      if (r == ReadResult::kData) continue;
-      *error = "TLS handshake: " + *error;
-      return false;
-    }
-    const long verify = SSL_get_verify_result(tls_->ssl.get());
-    if (verify != X509_V_OK) {
-      *error = std::string("TLS handshake: certificate verify failed: ") +
-               X509_verify_cert_error_string(verify);
-      ERR_clear_error();
-    } else {
-      *error = "TLS handshake: " + tls::DrainSslErrors("the server refused the handshake");
-    }
-    return false;
-  }
-}
-
 bool Transport::WriteAll(std::string_view bytes, Deadline deadline, std::string* error) {
-  if (!tls_) return SendRaw(bytes, deadline, error);
-  ERR_clear_error();
-  while (!bytes.empty()) {
-    const int n = SSL_write(tls_->ssl.get(), bytes.data(), static_cast<int>(std::min<size_t>(bytes.size(), INT32_MAX)));
-    if (n > 0) {
-      bytes.remove_prefix(static_cast<size_t>(n));
-      continue;
-    }
-    // Memory buffers never refuse a write; anything else is the session's end.
-    *error = "TLS write: " + tls::DrainSslErrors("the TLS session ended");
+  if (tls_) {
+    tls::StreamFailure failure;
+    if (tls_->WriteAll(bytes, deadline, &failure)) return true;
+    *error = Describe(failure, "");
     return false;
   }
-  return FlushTls(deadline, error);
+  int sys_errno = 0;
+  switch (tls::SendAll(fd_, bytes, deadline, &sys_errno)) {
+    case tls::SocketResult::kOk: return true;
+    case tls::SocketResult::kTimeout: *error = "timed out waiting for Redis"; return false;
+    default: *error = std::string("send to Redis: ") + std::strerror(sys_errno); return false;
+  }
 }
 
 Transport::ReadResult Transport::Read(char* buf, size_t capacity, size_t* size, Deadline deadline,
                                       std::string* error) {
-  if (!tls_) return RecvRaw(buf, capacity, size, deadline, error);
-  ERR_clear_error();
-  for (;;) {
-    const int n = SSL_read(tls_->ssl.get(), buf, static_cast<int>(std::min<size_t>(capacity, INT32_MAX)));
-    if (n > 0) {
-      *size = static_cast<size_t>(n);
-      return ReadResult::kData;
-    }
-    const int reason = SSL_get_error(tls_->ssl.get(), n);
-    // A TLS 1.3 session ticket or key update may want an answer sent.
-    if (!FlushTls(deadline, error)) return ReadResult::kError;
-    if (reason == SSL_ERROR_WANT_READ) {
-      const ReadResult r = FillTls(deadline, error);
-      if (r != ReadResult::kData) return r;
-      continue;
-    }
-    if (reason == SSL_ERROR_ZERO_RETURN) {
-      *error = "Redis closed the TLS session";
-      return ReadResult::kClosed;
-    }
-    *error = "TLS read: " + tls::DrainSslErrors("the TLS session failed");
-    return ReadResult::kError;
+  if (tls_) {
+    tls::StreamFailure failure;
+    if (tls_->Read(buf, capacity, size, deadline, &failure)) return ReadResult::kData;
+    *error = Describe(failure, "");
+    return ResultOf(failure.error);
   }
+  int sys_errno = 0;
+  switch (tls::ReceiveSome(fd_, buf, capacity, size, deadline, /*wait_first=*/false, &sys_errno)) {
+    case tls::SocketResult::kOk: return ReadResult::kData;
+    case tls::SocketResult::kTimeout: *error = "timed out waiting for Redis"; return ReadResult::kTimeout;
+    case tls::SocketResult::kClosed: *error = "Redis closed the connection"; return ReadResult::kClosed;
+    case tls::SocketResult::kError: break;
+  }
+  *error = std::string("receive from Redis: ") + std::strerror(sys_errno);
+  return ReadResult::kError;
 }
 
 }  // namespace katsubushi::redis

@@ -3,10 +3,10 @@
 // no more: connect (resolving the name again each time, so a DNS name that
 // moved to a new primary is followed), write all, read what has arrived.
 //
-// Built on non-blocking sockets and poll(2), so a deadline never leaves the
-// stream in an unknown state: a read that times out may simply be tried
-// again (a subscription waits in slices that way). TLS runs OpenSSL over
-// memory buffers and this class moves the bytes, so every write is a send()
+// Built on non-blocking sockets and poll(2) (tls/socket_io.h), so a deadline
+// never leaves the stream in an unknown state: a read that times out may
+// simply be tried again (a subscription waits in slices that way). TLS is
+// tls::ClientStream, OpenSSL over memory buffers, so every write is a send()
 // with MSG_NOSIGNAL: a peer that went away is an error, never a SIGPIPE in an
 // embedding program.
 //
@@ -20,6 +20,7 @@
 #include <string>
 #include <string_view>
 
+#include "katsubushi/tls/client_stream.h"
 #include "katsubushi/tls/tls_client.h"
 
 namespace katsubushi::redis {
@@ -45,21 +46,10 @@ class Transport {
   ReadResult Read(char* buf, size_t capacity, size_t* size, Deadline deadline, std::string* error);
 
  private:
-  struct Tls;
   explicit Transport(int fd);
-  // Waits until the socket is ready for `events` (POLLIN/POLLOUT) or the deadline.
-  bool WaitFor(short events, Deadline deadline, std::string* error) const;
-  bool SendRaw(std::string_view bytes, Deadline deadline, std::string* error);
-  ReadResult RecvRaw(char* buf, size_t capacity, size_t* size, Deadline deadline, std::string* error);
-  bool Handshake(std::string_view host, bool verify_peer, const tls::ClientContext& context,
-                 Deadline deadline, std::string* error);
-  // Sends what OpenSSL queued for the peer.
-  bool FlushTls(Deadline deadline, std::string* error);
-  // Reads from the socket into OpenSSL's input buffer.
-  ReadResult FillTls(Deadline deadline, std::string* error);
 
   int fd_;
-  std::unique_ptr<Tls> tls_;
+  std::unique_ptr<tls::ClientStream> tls_;  // null: plaintext
 };
 
 }  // namespace katsubushi::redis

@@ -12,6 +12,7 @@
 #include "katsubushi/client/connection.h"
 #include "katsubushi/client/reply.h"
 #include "katsubushi/client/server_address.h"
+#include "katsubushi/tls/tls_client.h"
 
 namespace katsubushi {
 namespace {
@@ -34,12 +35,14 @@ std::string Describe(const IoFailure& io) {
                      : io.status == client::kReceiveFailed ? "recv"
                                                            : std::string(io.status.message());
   if (io.sys_errno != 0) what.append(": ").append(std::strerror(io.sys_errno));
+  if (!io.detail.empty()) what.append(" (").append(io.detail).append(")");
   return what;
 }
 
-Failure Open(const client::ServerAddress& address, Clock::time_point deadline, Connection* out) {
+Failure Open(const client::ServerAddress& address, const client::TlsDial& tls, Clock::time_point deadline,
+             Connection* out) {
   IoFailure io;
-  *out = Connection::Open(address, client::TlsDial{}, deadline, &io);
+  *out = Connection::Open(address, tls, deadline, &io);
   if (!out->valid()) return Describe(io);
   return std::nullopt;
 }
@@ -63,17 +66,36 @@ std::string FirstLine(std::string_view text) {
   return std::string(text.substr(0, kShown));
 }
 
-client::ServerAddress Loopback(int port) {
+client::ServerAddress Loopback(int port, bool tls) {
   client::ServerAddress address;
   address.host = "127.0.0.1";
   address.port = static_cast<uint16_t>(port);
+  address.tls = tls;
   return address;
 }
 
+// How the check dials a TLS front: the chain verified against -tls-ca-file
+// when given (not the name: 127.0.0.1 is seldom in a server's certificate),
+// else not verified at all, as a load balancer checks its targets; the
+// -tls-client-cert-file pair presented when the front asks for one.
+Failure MakeTlsDial(const Config& config, client::TlsDial* out) {
+  if (!config.tls_client_ca_file.empty() && config.tls_client_cert_file.empty()) {
+    return "the front asks for a client certificate (-tls-client-ca-file): give the check one with "
+           "-tls-client-cert-file and -tls-client-key-file";
+  }
+  std::string error;
+  out->context = tls::MakeClientContext({config.tls_ca_file, config.tls_client_cert_file, config.tls_client_key_file,
+                                         /*skip_verify=*/config.tls_ca_file.empty()},
+                                        &error);
+  if (!out->context) return error;
+  out->check_name = false;
+  return std::nullopt;
+}
+
 // Returns the reason it is unhealthy, or nullopt.
-Failure CheckHttp(int port, Clock::time_point deadline) {
+Failure CheckHttp(const client::ServerAddress& address, const client::TlsDial& tls, Clock::time_point deadline) {
   Connection c;
-  if (Failure f = Open(Loopback(port), deadline, &c)) return f;
+  if (Failure f = Open(address, tls, deadline, &c)) return f;
   IoFailure io;
   if (!c.SendAll("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", deadline,
                  &io)) {
@@ -93,9 +115,10 @@ Failure CheckHttp(int port, Clock::time_point deadline) {
 }
 
 // A memcached "get id", judged by the client library's reply parser.
-Failure CheckMemcache(const client::ServerAddress& address, Clock::time_point deadline) {
+Failure CheckMemcache(const client::ServerAddress& address, const client::TlsDial& tls,
+                      Clock::time_point deadline) {
   Connection c;
-  if (Failure f = Open(address, deadline, &c)) return f;
+  if (Failure f = Open(address, tls, deadline, &c)) return f;
   std::string request;
   client::AppendMemcacheRequest(1, &request);
   IoFailure io;
@@ -119,19 +142,24 @@ int RunHealthCheck(const Config& config) {
   const Clock::time_point deadline = Clock::now() + kHealthCheckTimeout;
   std::string what;
   Failure failure;
+  client::TlsDial tls;
   if (config.http_port != 0) {
-    what = "HTTP 127.0.0.1:" + std::to_string(config.http_port) + "/healthz";
-    failure = CheckHttp(config.http_port, deadline);
+    what = std::string(config.tls.http ? "HTTPS" : "HTTP") + " 127.0.0.1:" + std::to_string(config.http_port) +
+           "/healthz";
+    failure = config.tls.http ? MakeTlsDial(config, &tls) : std::nullopt;
+    if (!failure) failure = CheckHttp(Loopback(config.http_port, config.tls.http), tls, deadline);
   } else if (!config.sock.empty()) {
     what = "memcached " + config.sock;
     client::ServerAddress address;
     address.transport = client::Transport::kMemcacheUnix;
     address.unix_path = config.sock;
-    failure = config.sock.size() < sizeof(sockaddr_un::sun_path) ? CheckMemcache(address, deadline)
+    failure = config.sock.size() < sizeof(sockaddr_un::sun_path) ? CheckMemcache(address, tls, deadline)
                                                                  : "socket path too long";
   } else if (config.port != 0) {
-    what = "memcached 127.0.0.1:" + std::to_string(config.port);
-    failure = CheckMemcache(Loopback(config.port), deadline);
+    what = std::string(config.tls.memcache ? "memcached over TLS" : "memcached") + " 127.0.0.1:" +
+           std::to_string(config.port);
+    failure = config.tls.memcache ? MakeTlsDial(config, &tls) : std::nullopt;
+    if (!failure) failure = CheckMemcache(Loopback(config.port, config.tls.memcache), tls, deadline);
   } else {
     std::printf("unhealthy: nothing to check (no -http-port, -sock or -port)\n");
     return 1;

@@ -6,6 +6,12 @@
 //   else -sock set:     memcached "get id" on the unix socket
 //   else -port set:     memcached "get id" on 127.0.0.1:<port>, healthy on a VALUE
 //
+// Over TLS when the server's own settings (-tls-cert-file, -tls) say that
+// front speaks it: the check reads the same KATSUBUSHI_* environment as the
+// server. The certificate is verified only with -tls-ca-file, and then its
+// chain, not its name (the check dials 127.0.0.1); with -tls-client-ca-file
+// (mutual TLS) the check needs -tls-client-cert-file and -tls-client-key-file.
+//
 // Prints one line saying why, and returns the exit code: 0 healthy, 1 not.
 #pragma once
 

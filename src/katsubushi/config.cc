@@ -175,6 +175,15 @@ constexpr Flag kFlags[] = {
     {"tls", false, "string",
      "fronts that speak TLS, of memcache,http,grpc (default: every enabled TCP front once -tls-cert-file is set)", "",
      [](Config& c, std::string_view v) { return ParseTlsFronts(v, &c); }},
+    {"tls-ca-file", false, "string",
+     "PEM CA bundle that -health-check verifies a TLS front's certificate with (the chain, not the name: "
+     "it dials 127.0.0.1); without it the check does not verify", "",
+     [](Config& c, std::string_view v) -> SetError { c.tls_ca_file = v; return std::nullopt; }},
+    {"tls-client-cert-file", false, "string",
+     "PEM certificate -health-check presents to a front that asks for one (-tls-client-ca-file)", "",
+     [](Config& c, std::string_view v) -> SetError { c.tls_client_cert_file = v; return std::nullopt; }},
+    {"tls-client-key-file", false, "string", "PEM private key of -tls-client-cert-file", "",
+     [](Config& c, std::string_view v) -> SetError { c.tls_client_key_file = v; return std::nullopt; }},
     {"state-file", false, "string",
      "file recording the last issued time of a static -worker-id, waited out at restart", "",
      [](Config& c, std::string_view v) -> SetError { c.state_file = v; return std::nullopt; }},
@@ -310,6 +319,9 @@ void ParseFlags(std::span<const std::string_view> args, ConfigResult* result) {
 std::string ResolveTlsFronts(Config* c) {
   const bool certificate = !c->tls_cert_file.empty() || !c->tls_key_file.empty();
   if (c->tls_cert_file.empty() != c->tls_key_file.empty()) return "-tls-cert-file and -tls-key-file go together";
+  if (c->tls_client_cert_file.empty() != c->tls_client_key_file.empty()) {
+    return "-tls-client-cert-file and -tls-client-key-file go together";
+  }
   if (!certificate) {
     if (!c->tls_client_ca_file.empty()) return "-tls-client-ca-file needs -tls-cert-file and -tls-key-file";
     if (c->tls_fronts_given && c->tls.any()) return "-tls needs -tls-cert-file and -tls-key-file";

@@ -68,6 +68,12 @@ struct Config {
   };
   TlsFronts tls;
   bool tls_fronts_given = false;   // -tls was set
+  // This process as a TLS client of the fronts (-health-check): the CA that
+  // verifies their certificate (empty: not verified; it dials 127.0.0.1), and
+  // the certificate it presents when they ask for one (-tls-client-ca-file).
+  std::string tls_ca_file;
+  std::string tls_client_cert_file;
+  std::string tls_client_key_file;
   uint32_t min_worker_id = 0;      // with -redis: 0 means 1
   uint32_t max_worker_id = 0;      // with -redis: 0 means the layout's largest
   std::chrono::milliseconds lease_expiry = kDefaultLeaseExpiry;  // Redis lease key expiry

@@ -420,6 +420,8 @@ TEST(ConfigTest, TlsFlagsThatCannotWorkAreRefused) {
       {{"-tls=grpc", "-tls-cert-file=c", "-tls-key-file=k"}, "-tls names grpc, which is off"},
       {{"-tls=http", "-tls-cert-file=c", "-tls-key-file=k"}, "-tls names http, which is off"},
       {{"-tls=memcache", "-sock=/tmp/s", "-tls-cert-file=c", "-tls-key-file=k"}, "stays plaintext"},
+      {{"-tls-client-cert-file=c.pem"}, "-tls-client-cert-file and -tls-client-key-file go together"},
+      {{"-tls-client-key-file=k.pem"}, "-tls-client-cert-file and -tls-client-key-file go together"},
   };
   for (const auto& [extra, message] : cases) {
     std::vector<std::string_view> args = {"-worker-id=1"};
@@ -439,6 +441,27 @@ TEST(ConfigTest, HealthCheckKnowsWhichFrontsSpeakTls) {
   ASSERT_TRUE(r.ok()) << r.error;
   EXPECT_TRUE(r.config.tls.memcache);
   EXPECT_TRUE(r.config.tls.http);
+}
+
+TEST(ConfigTest, HealthCheckTakesItsTlsClientSettingsFromTheEnvironment) {
+  const ConfigResult r = Parse({"-health-check"}, {{"KATSUBUSHI_TLS_CERT_FILE", "c.pem"},
+                                                   {"KATSUBUSHI_TLS_KEY_FILE", "k.pem"},
+                                                   {"KATSUBUSHI_TLS_CLIENT_CA_FILE", "clients.pem"},
+                                                   {"KATSUBUSHI_TLS_CA_FILE", "ca.pem"},
+                                                   {"KATSUBUSHI_TLS_CLIENT_CERT_FILE", "hc.pem"},
+                                                   {"KATSUBUSHI_TLS_CLIENT_KEY_FILE", "hc.key"}});
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.config.tls_ca_file, "ca.pem");
+  EXPECT_EQ(r.config.tls_client_cert_file, "hc.pem");
+  EXPECT_EQ(r.config.tls_client_key_file, "hc.key");
+  EXPECT_TRUE(r.config.tls.memcache);
+  // The pair goes together for the check too.
+  const ConfigResult half = Parse({"-health-check", "-tls-client-cert-file=hc.pem"});
+  EXPECT_FALSE(half.ok());
+  EXPECT_NE(half.error.find("go together"), std::string::npos) << half.error;
+  // The server accepts them (its health check runs with the same environment).
+  EXPECT_TRUE(Parse({"-worker-id=1", "-tls-ca-file=ca.pem", "-tls-client-cert-file=hc.pem",
+                     "-tls-client-key-file=hc.key"}).ok());
 }
 
 }  // namespace

@@ -13,7 +13,16 @@ class KbClientConfig(ctypes.Structure):
         ("timeout_ms", ctypes.c_uint32),
         ("attempt_timeout_ms", ctypes.c_uint32),
         ("random_start", ctypes.c_int),
+        # Added after the first release (TLS).
+        ("tls_ca_file", ctypes.c_char_p),
+        ("tls_cert_file", ctypes.c_char_p),
+        ("tls_key_file", ctypes.c_char_p),
+        ("tls_server_name", ctypes.c_char_p),
+        ("tls_skip_verify", ctypes.c_int),
     ]
+
+# struct_size of a caller built before the TLS fields.
+FIRST_RELEASE_SIZE = KbClientConfig.tls_ca_file.offset
 
 
 def load(path):
@@ -37,7 +46,9 @@ class ClientError(Exception):
 class Client:
     """kb_client_open; fetch()/fetch_multi() return IDs or raise ClientError."""
 
-    def __init__(self, lib, servers, timeout_ms=0, attempt_timeout_ms=0, random_start=False):
+    def __init__(self, lib, servers, timeout_ms=0, attempt_timeout_ms=0, random_start=False, tls_ca_file=None,
+                 tls_cert_file=None, tls_key_file=None, tls_server_name=None, tls_skip_verify=False,
+                 struct_size=None):
         self.lib = lib
         config = KbClientConfig()
         lib.kb_client_config_init(ctypes.byref(config))
@@ -46,6 +57,12 @@ class Client:
         config.server_count = len(servers)
         config.timeout_ms, config.attempt_timeout_ms = timeout_ms, attempt_timeout_ms
         config.random_start = int(random_start)
+        enc = lambda v: v.encode() if v is not None else None  # noqa: E731
+        config.tls_ca_file, config.tls_cert_file = enc(tls_ca_file), enc(tls_cert_file)
+        config.tls_key_file, config.tls_server_name = enc(tls_key_file), enc(tls_server_name)
+        config.tls_skip_verify = int(tls_skip_verify)
+        if struct_size is not None:
+            config.struct_size = struct_size
         self.handle = ctypes.c_void_p()
         status = lib.kb_client_open(ctypes.byref(config), ctypes.byref(self.handle))
         if status != KB_OK:

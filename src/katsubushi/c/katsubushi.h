@@ -148,7 +148,14 @@ KB_EXPORT uint32_t kb_abi_version(void);
  *
  * Servers: "host:port" or "[v6]:port" (memcached text protocol, the
  * default), "unix:/path" (the same over a unix socket), or
- * "http://host[:port][/prefix]" (GET <prefix>/id and <prefix>/ids?n=N).
+ * "http://host[:port][/prefix]" (GET <prefix>/id and <prefix>/ids?n=N);
+ * over TLS, "tls://host:port" (memcached) and "https://host[:port][/prefix]".
+ * A TLS server's certificate must chain to tls_ca_file (or the system's CA
+ * store) and name the host dialled (or tls_server_name); a failure says
+ * which in kb_last_error() ("server certificate not verified (unable to get
+ * local issuer certificate)", "server certificate is not for the name
+ * dialled", "the server does not speak TLS"). The handshake counts against
+ * attempt_timeout like the rest of an attempt.
  *
  * Failover (the C++ katsubushi::Client in katsubushi/client/client.h states
  * it in full):
@@ -181,10 +188,19 @@ typedef struct kb_client_config {
   uint32_t timeout_ms;          /* deadline of one call, all servers included; 0 = 5000 */
   uint32_t attempt_timeout_ms;  /* one attempt at one server; 0 = 1000 */
   int random_start;             /* non-zero: start each call at a random server */
+  /* Added after the first release; a caller built before them passes a
+   * smaller struct_size and gets the defaults. TLS for tls:// and https://
+   * servers (the files are loaded by kb_client_open). */
+  const char* tls_ca_file;      /* PEM CA bundle; NULL = the system's CA store */
+  const char* tls_cert_file;    /* client certificate chain (mutual TLS); NULL = none */
+  const char* tls_key_file;     /* its private key */
+  const char* tls_server_name;  /* the name certificates must carry (and SNI); NULL = each server's host */
+  int tls_skip_verify;          /* non-zero: do not verify servers (insecure) */
 } kb_client_config;
 
 KB_EXPORT void kb_client_config_init(kb_client_config* config);
-/* KB_INVALID_ARGUMENT for no servers or an address that does not parse. */
+/* KB_INVALID_ARGUMENT for no servers, an address that does not parse, or
+ * TLS files that do not load. */
 KB_EXPORT kb_status kb_client_open(const kb_client_config* config, kb_client** out);
 /* One ID; KB_UNAVAILABLE when no server gave one within timeout_ms. */
 KB_EXPORT kb_status kb_client_fetch(kb_client* client, uint64_t* out);

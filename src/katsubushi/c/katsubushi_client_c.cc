@@ -10,7 +10,6 @@
 #include "katsubushi/c/c_abi_errors.h"
 #include "katsubushi/c/katsubushi.h"
 #include "katsubushi/client/client.h"
-#include "katsubushi/client/server_address.h"
 
 struct kb_client {
   std::unique_ptr<katsubushi::Client> impl;
@@ -65,12 +64,17 @@ kb_status kb_client_open(const kb_client_config* config, kb_client** out) {
     if (c.timeout_ms != 0) options.timeout = std::chrono::milliseconds(c.timeout_ms);
     if (c.attempt_timeout_ms != 0) options.attempt_timeout = std::chrono::milliseconds(c.attempt_timeout_ms);
     options.random_start = c.random_start != 0;
-    auto opened = katsubushi::Client::Open(options);
+    auto text = [](const char* s) { return s != nullptr ? std::string(s) : std::string(); };
+    options.tls.ca_file = text(c.tls_ca_file);
+    options.tls.cert_file = text(c.tls_cert_file);
+    options.tls.key_file = text(c.tls_key_file);
+    options.tls.server_name = text(c.tls_server_name);
+    options.tls.skip_verify = c.tls_skip_verify != 0;
+    std::string detail;
+    auto opened = katsubushi::Client::Open(options, &detail);
     if (!opened.ok()) {
       std::string why(opened.status().message());
-      for (const std::string& s : options.servers) {
-        if (!katsubushi::client::ParseServerAddress(s).ok()) why += ": " + s;
-      }
+      if (!detail.empty()) why += ": " + detail;  // the address, or the file and OpenSSL's reason
       return FromStatus(opened.status(), why);
     }
     auto handle = std::make_unique<kb_client>();

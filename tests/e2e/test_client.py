@@ -559,7 +559,8 @@ def test_good_fake_reply_is_accepted(client, fake):
 
 
 def test_bad_config_is_invalid_argument(lib):
-    for servers in ([], ["nohost"], ["127.0.0.1:1", "https://x"]):
+    for servers in ([], ["nohost"], ["127.0.0.1:1", "tcp://x:1"], ["tls://x"]):
         with pytest.raises(kbc.ClientError) as e:
             kbc.Client(lib, servers)
         assert e.value.status == kbc.KB_INVALID_ARGUMENT
+        assert not servers or servers[-1] in e.value.detail, e.value.detail  # the address that did not parse

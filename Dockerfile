@@ -13,6 +13,13 @@
 #     docker build --target grpc -t katsubushi-cpp:grpc .
 # Health checks run the binary itself: `katsubushi -health-check` (with the
 # server's ports in its flags or environment; see README).
+# TLS: mount the certificate and key and name them in the environment, which
+# the HEALTHCHECK reads too (it then speaks TLS to the port it checks):
+#   docker run -v $PWD/certs:/certs:ro -e KATSUBUSHI_TLS_CERT_FILE=/certs/tls.crt \
+#     -e KATSUBUSHI_TLS_KEY_FILE=/certs/tls.key -e KATSUBUSHI_TLS_CA_FILE=/certs/ca.crt \
+#     -p 11212:11212 katsubushi-cpp -worker-id 1
+# (KATSUBUSHI_TLS_CA_FILE: the health check verifies with it; the key must be
+# readable by uid 10001). docker-compose.tls.yml does the same for compose.
 # podman: build with --format docker, or the OCI format drops HEALTHCHECK.
 #
 # Both architectures: --platform linux/amd64 or linux/arm64. The build stage

@@ -1,5 +1,6 @@
 // Uses the installed client library: no server listens on the port, so the
-// fetch fails, as a value, with the server's reason.
+// fetch fails, as a value, with the server's reason. A tls:// server makes
+// Open build a TLS context: the installed libraries bring OpenSSL along.
 #include <katsubushi/client/client.h>
 
 #include <cstdio>
@@ -7,7 +8,7 @@
 
 int main() {
   katsubushi::ClientOptions options;
-  options.servers = {"127.0.0.1:1", "unix:/nonexistent/katsubushi.sock"};
+  options.servers = {"127.0.0.1:1", "unix:/nonexistent/katsubushi.sock", "tls://127.0.0.1:1"};
   options.timeout = std::chrono::milliseconds(500);
   auto opened = katsubushi::Client::Open(options);
   if (!opened.ok()) return 1;

@@ -218,19 +218,22 @@ class ClientTlsTest : public ::testing::Test {
     other_ca_ = MakeIdentity("another CA", 2, nullptr, true);
     Write(dir_ / "ca.crt", ca_.cert_pem);
     Write(dir_ / "other-ca.crt", other_ca_.cert_pem);
-    // The server's certificate names 127.0.0.1 and kb.test.
-    const Identity server = MakeIdentity("kb.test", 0x1001, &ca_, false, "IP:127.0.0.1,DNS:kb.test");
-    Write(dir_ / "server.crt", server.cert_pem);
-    Write(dir_ / "server.key", server.key_pem);
-    const Identity dns_only = MakeIdentity("kb.test", 0x1002, &ca_, false, "DNS:kb.test");
-    Write(dir_ / "dns-only.crt", dns_only.cert_pem);
-    Write(dir_ / "dns-only.key", dns_only.key_pem);
-    const Identity client = MakeIdentity("client", 0x2001, &ca_, false, "DNS:client.test");
-    Write(dir_ / "client.crt", client.cert_pem);
-    Write(dir_ / "client.key", client.key_pem);
-    const Identity stranger = MakeIdentity("stranger", 0x2002, &other_ca_, false, "DNS:client.test");
-    Write(dir_ / "stranger.crt", stranger.cert_pem);
-    Write(dir_ / "stranger.key", stranger.key_pem);
+    struct Leaf {
+      const char* name;
+      long serial;
+      const Identity* issuer;
+      const char* san;
+    };
+    for (const Leaf& leaf : {
+             Leaf{"server", 0x1001, &ca_, "IP:127.0.0.1,DNS:kb.test"},
+             Leaf{"dns-only", 0x1002, &ca_, "DNS:kb.test"},  // not the address dialled
+             Leaf{"client", 0x2001, &ca_, "DNS:client.test"},
+             Leaf{"stranger", 0x2002, &other_ca_, "DNS:client.test"},  // a client from another CA
+         }) {
+      const Identity id = MakeIdentity(leaf.name, leaf.serial, leaf.issuer, false, leaf.san);
+      Write(dir_ / (std::string(leaf.name) + ".crt"), id.cert_pem);
+      Write(dir_ / (std::string(leaf.name) + ".key"), id.key_pem);
+    }
   }
   void TearDown() override { fs::remove_all(dir_); }
 

@@ -4,6 +4,7 @@
 // bench/compare_client.py runs it against local servers.
 //
 //   katsubushi-client-bench --server=127.0.0.1:11212 --threads=8 --seconds=5 [--n=1]
+//   katsubushi-client-bench --server=tls://127.0.0.1:11212 --tls-ca-file=ca.crt   # over TLS
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -25,6 +26,7 @@ struct Args {
   int threads = 1;
   double seconds = 5;
   size_t n = 1;
+  std::string tls_ca_file;  // for tls:// and https:// servers
 };
 
 bool ParseArgs(int argc, char** argv, Args* args) {
@@ -41,6 +43,8 @@ bool ParseArgs(int argc, char** argv, Args* args) {
       args->seconds = std::atof(s);
     } else if (const char* n = value("--n=")) {
       args->n = static_cast<size_t>(std::atoi(n));
+    } else if (const char* ca = value("--tls-ca-file=")) {
+      args->tls_ca_file = ca;
     } else {
       return false;
     }
@@ -53,14 +57,17 @@ bool ParseArgs(int argc, char** argv, Args* args) {
 int main(int argc, char** argv) {
   Args args;
   if (!ParseArgs(argc, argv, &args)) {
-    std::fprintf(stderr, "usage: %s --server=ADDR... [--threads=N] [--seconds=S] [--n=IDS]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s --server=ADDR... [--threads=N] [--seconds=S] [--n=IDS] [--tls-ca-file=PEM]\n",
+                 argv[0]);
     return 2;
   }
   katsubushi::ClientOptions options;
   options.servers = args.servers;
-  auto opened = katsubushi::Client::Open(options);
+  options.tls.ca_file = args.tls_ca_file;
+  std::string open_error;
+  auto opened = katsubushi::Client::Open(options, &open_error);
   if (!opened.ok()) {
-    std::fprintf(stderr, "%s\n", std::string(opened.status().message()).c_str());
+    std::fprintf(stderr, "%s %s\n", std::string(opened.status().message()).c_str(), open_error.c_str());
     return 2;
   }
   katsubushi::Client& client = *opened.value();

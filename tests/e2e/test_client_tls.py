@@ -4,16 +4,19 @@ katsubushi -health-check against the real server's TLS fronts.
 kb_client gets IDs over tls:// (memcached) and https://, verified against a CA
 file; a wrong CA, a wrong name and a plaintext port are clear errors, the
 last at once; mutual TLS needs the client certificate; a caller built before
-the TLS fields (a smaller struct_size) gets the defaults. The health check
+the TLS fields (a smaller struct_size) gets the defaults; other programs'
+TLS servers (memcached -Z, nginx with ssl) answer it too. The health check
 speaks TLS to the fronts the server's own settings say speak it, verifies
 with -tls-ca-file, and presents -tls-client-cert-file to a mutual-TLS front.
 """
 
 import os
+import ssl
 import subprocess
 import time
 
 import pytest
+from pymemcache.client.base import Client as MemcacheClient
 
 import kb_client_ctypes as kbc
 from conftest import free_port, wait_listening
@@ -161,3 +164,79 @@ def test_health_check_with_mutual_tls(katsubushi_bin, certs, start):
     env["KATSUBUSHI_TLS_CLIENT_CERT_FILE"], env["KATSUBUSHI_TLS_CLIENT_KEY_FILE"] = other.client_cert, other.client_key
     rc, out = health_check(katsubushi_bin, env, f"-port={s.port}")
     assert rc == 1 and "unknown ca" in out, out
+
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log;
+events {{ worker_connections 64; }}
+http {{
+  access_log off;
+  client_body_temp_path {dir};
+  proxy_temp_path {dir};
+  fastcgi_temp_path {dir};
+  uwsgi_temp_path {dir};
+  scgi_temp_path {dir};
+  server {{
+    listen 127.0.0.1:{port} ssl;
+    ssl_certificate {cert};
+    ssl_certificate_key {key};
+    location /id {{
+      default_type text/plain;
+      return 200 "4242";
+    }}
+  }}
+}}
+"""
+
+
+class Peer:
+    """Another program's TLS server on a free loopback port, always stopped by PID."""
+
+    def __init__(self, argv, port):
+        self.port = port
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_listening(port, self.proc)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def test_other_tls_servers_memcached_z_and_nginx(lib, certs, tmp_path):
+    """Not only our own fronts: Debian's memcached -Z (a stored "id") and nginx
+    with ssl (return 200 "4242") answer kb_client over tls:// and https://."""
+    port = free_port()
+    memcached = Peer(["memcached", "-u", "root", "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-Z",
+                      "-o", f"ssl_chain_cert={certs.server_cert},ssl_key={certs.server_key}"], port)
+    nginx = None
+    try:
+        mc = MemcacheClient(("127.0.0.1", port), tls_context=ssl.create_default_context(cafile=certs.ca), timeout=5)
+        mc.set("id", b"12345")
+        mc.close()
+        client = kbc.Client(lib, [f"tls://127.0.0.1:{port}"], tls_ca_file=certs.ca)
+        try:
+            assert client.fetch() == 12345
+        finally:
+            client.close()
+        conf = tmp_path / "nginx.conf"
+        nginx_port = free_port()
+        conf.write_text(NGINX_CONF.format(dir=tmp_path, port=nginx_port, cert=certs.server_cert,
+                                          key=certs.server_key))
+        nginx = Peer(["nginx", "-c", str(conf), "-p", str(tmp_path)], nginx_port)
+        client = kbc.Client(lib, [f"https://localhost:{nginx_port}"], tls_ca_file=certs.ca)
+        try:
+            assert client.fetch() == 4242
+            assert client.fetch() == 4242  # again, on the pooled TLS connection
+        finally:
+            client.close()
+    finally:
+        memcached.stop()
+        if nginx:
+            nginx.stop()

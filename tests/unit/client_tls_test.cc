@@ -2,8 +2,9 @@
 // one thread per connection, contexts from tls::MakeServerContext as the
 // real fronts build them): IDs over tls:// and https://, the chain checked
 // against the CA file, the name checked (and overridden), mutual TLS, a
-// handshake that stalls bounded by the attempt's deadline, and a plaintext
-// server answering a TLS client failing at its first bytes.
+// handshake that stalls bounded by the attempt's deadline, a plaintext
+// server answering a TLS client failing at its first bytes, and garbage in
+// a TLS record failing at once.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
@@ -47,6 +48,7 @@ enum class Behaviour {
   kPlaintext,  // answer the first bytes in plaintext ("ERROR", "400"), then close
   kCloseAtOnce,// close at the first byte, as our memcached front does to a TLS client
   kStall,      // accept and never answer
+  kGarbage,    // answer with a TLS record header and garbage in it, then wait
 };
 
 // A loopback server: one thread accepting, one per connection; IDs count up
@@ -113,6 +115,15 @@ class TestServer {
                                        ? "ERROR\r\n"
                                        : "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
         (void)::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL);
+        break;
+      }
+      case Behaviour::kGarbage: {
+        (void)::recv(fd, buf, sizeof(buf), 0);
+        // A handshake record (22, TLS 1.0) whose message is nonsense.
+        const char record[] = "\x16\x03\x01\x00\x08garbage!";
+        (void)::send(fd, record, sizeof(record) - 1, MSG_NOSIGNAL);
+        while (!stop_ && ::recv(fd, buf, sizeof(buf), 0) > 0) {
+        }
         break;
       }
       case Behaviour::kTls: ServeTls(fd); break;
@@ -425,6 +436,17 @@ TEST_F(ClientTlsTest, APlaintextServerFailsATlsClientAtItsFirstBytes) {
   EXPECT_EQ(client->Fetch(&why).status(), client::kTlsClosed) << why;
   EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(250));
   EXPECT_NE(why.find("at the TLS handshake (a plaintext port?)"), std::string::npos) << why;
+}
+
+TEST_F(ClientTlsTest, GarbageInATlsRecordFailsAtOnceWithOpenSslsReason) {
+  TestServer server(nullptr, Speaks::kMemcache, Behaviour::kGarbage);
+  auto client = OpenOrDie(Options(Tls(server.port())));
+  ASSERT_NE(client, nullptr);
+  std::string why;
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(client->Fetch(&why).status(), client::kTlsFailed) << why;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(250));  // not the attempt timeout
+  EXPECT_NE(why.find("TLS failed (error:"), std::string::npos) << why;
 }
 
 TEST_F(ClientTlsTest, OpenRefusesTlsFilesThatDoNotLoad) {

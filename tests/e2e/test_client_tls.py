@@ -19,7 +19,7 @@ import pytest
 from pymemcache.client.base import Client as MemcacheClient
 
 import kb_client_ctypes as kbc
-from conftest import free_port, wait_listening
+from conftest import free_port, stop_process, wait_listening
 from redis_topology import Certs
 from test_tls_fronts import certs, start, tls_args  # noqa: F401  (certs, start are fixtures)
 
@@ -143,8 +143,7 @@ def test_health_check_against_a_plaintext_front_says_so(katsubushi_bin, certs):
         assert rc == 1 and "TLS handshake failed" in out, out
         assert time.monotonic() - started < FAILS_FAST_S + 0.5
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop_process(proc)
 
 
 def test_health_check_with_mutual_tls(katsubushi_bin, certs, start):
@@ -166,27 +165,18 @@ def test_health_check_with_mutual_tls(katsubushi_bin, certs, start):
     assert rc == 1 and "unknown ca" in out, out
 
 
+# nginx answering /id over TLS; its temporary files under the test's directory.
 NGINX_CONF = """
-worker_processes 1;
-daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log;
+worker_processes 1; daemon off; pid {dir}/nginx.pid; error_log {dir}/error.log;
 events {{ worker_connections 64; }}
 http {{
   access_log off;
-  client_body_temp_path {dir};
-  proxy_temp_path {dir};
-  fastcgi_temp_path {dir};
-  uwsgi_temp_path {dir};
-  scgi_temp_path {dir};
+  client_body_temp_path {dir}; proxy_temp_path {dir}; fastcgi_temp_path {dir};
+  uwsgi_temp_path {dir}; scgi_temp_path {dir};
   server {{
     listen 127.0.0.1:{port} ssl;
-    ssl_certificate {cert};
-    ssl_certificate_key {key};
-    location /id {{
-      default_type text/plain;
-      return 200 "4242";
-    }}
+    ssl_certificate {cert}; ssl_certificate_key {key};
+    location /id {{ default_type text/plain; return 200 "4242"; }}
   }}
 }}
 """
@@ -201,12 +191,7 @@ class Peer:
         wait_listening(port, self.proc)
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
 
 
 def test_other_tls_servers_memcached_z_and_nginx(lib, certs, tmp_path):
@@ -218,7 +203,7 @@ def test_other_tls_servers_memcached_z_and_nginx(lib, certs, tmp_path):
     nginx = None
     try:
         mc = MemcacheClient(("127.0.0.1", port), tls_context=ssl.create_default_context(cafile=certs.ca), timeout=5)
-        mc.set("id", b"12345")
+        assert mc.set("id", b"12345", noreply=False)  # STORED before the client asks
         mc.close()
         client = kbc.Client(lib, [f"tls://127.0.0.1:{port}"], tls_ca_file=certs.ca)
         try:

@@ -153,10 +153,36 @@ static void closed_handle(void) {
   CHECK(kb_close(next) == KB_OK);
 }
 
+/* The client's TLS fields: read when struct_size covers them, files loaded at
+ * open (no network here), and a caller built before them gets the defaults. */
+static void client_tls_fields(void) {
+  const char* servers[] = {"tls://127.0.0.1:1", "https://127.0.0.1:1/kb"};
+  kb_client_config cc;
+  kb_client_config_init(&cc);
+  CHECK(cc.struct_size == sizeof(kb_client_config));
+  CHECK(cc.tls_ca_file == NULL && cc.tls_skip_verify == 0);
+  cc.servers = servers;
+  cc.server_count = 2;
+  cc.tls_ca_file = "/nonexistent/ca.crt";
+  kb_client* client = NULL;
+  CHECK(kb_client_open(&cc, &client) == KB_INVALID_ARGUMENT);
+  CHECK(client == NULL);
+  CHECK(strstr(kb_last_error(), "TLS files did not load: cannot load the CA file /nonexistent/ca.crt") != NULL);
+  cc.tls_ca_file = NULL;
+  cc.tls_cert_file = "/nonexistent/client.crt"; /* without its key */
+  CHECK(kb_client_open(&cc, &client) == KB_INVALID_ARGUMENT);
+  CHECK(strstr(kb_last_error(), "needs both a certificate file and a key file") != NULL);
+  /* The same struct as an older caller sees it: the fields past its end are not read. */
+  cc.struct_size = offsetof(kb_client_config, tls_ca_file);
+  CHECK(kb_client_open(&cc, &client) == KB_OK);
+  CHECK(kb_client_close(client) == KB_OK);
+}
+
 int main(void) {
   static_worker_id();
   config_errors();
   older_struct();
+  client_tls_fields();
   fork_safety();
   closed_handle();
   if (failures == 0) printf("c_abi_test: ok\n");

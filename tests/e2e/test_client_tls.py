@@ -129,6 +129,13 @@ def test_health_check_speaks_tls_to_the_fronts_that_do(katsubushi_bin, certs, st
     assert rc == 1
     assert out.startswith(f"unhealthy: memcached over TLS 127.0.0.1:{s.port}: TLS handshake failed: "
                           "server certificate not verified"), out
+    # The chain, not the name: a certificate that does not name 127.0.0.1 is
+    # still this server's.
+    cert, key = certs._leaf("elsewhere", "elsewhere", "subjectAltName=DNS:kb.elsewhere.example\n")
+    elsewhere = start(tls_args(certs, cert, key), name="elsewhere")
+    env = {**server_env(certs, tls_ca_file=certs.ca), "KATSUBUSHI_TLS_CERT_FILE": cert, "KATSUBUSHI_TLS_KEY_FILE": key}
+    assert health_check(katsubushi_bin, env, f"-port={elsewhere.port}") == (
+        0, f"healthy: memcached over TLS 127.0.0.1:{elsewhere.port}\n")
 
 
 def test_health_check_against_a_plaintext_front_says_so(katsubushi_bin, certs):

@@ -38,11 +38,14 @@ constexpr std::chrono::milliseconds kDrainPollInterval{2};
 // channel sends next is cancelled.
 constexpr std::chrono::milliseconds kGoawayGrace{1000};
 
-// A channel that has received nothing for this long, while the server is
-// answering no request, is closed by the drain instead of waited for: its
-// client may not read again until its next call (grpcio's idle channels do
-// not), so it would never acknowledge the GOAWAY. Long enough for a ping's
-// round trip and for a request that has arrived to be taken.
+// A channel that has received nothing for this long (counted from the
+// GOAWAY at the earliest), while the server is answering no request, is
+// closed by the drain instead of waited for: its client may not read again
+// until its next call (grpcio's idle channels do not), so it would never
+// acknowledge the GOAWAY. Long enough for a ping's round trip and for a
+// request that has arrived to be taken. A call its client starts as it is
+// closed ends UNAVAILABLE without reaching the server, as on any idle
+// connection a server closes.
 constexpr std::chrono::milliseconds kQuietChannel{50};
 
 }  // namespace
@@ -169,9 +172,12 @@ bool GrpcServer::Drain(net::Deadline deadline) {
     while (!im.acceptor.AwaitChannelsClosed(
         std::min(until, std::chrono::steady_clock::now() + kDrainPollInterval))) {
       if (std::chrono::steady_clock::now() >= until) break;
+      // Quiet since the GOAWAY at least, so that a client that was merely
+      // between calls when it came has had the time to come back and read it.
       // Relaxed: a hint, not a handshake. A request taken just after this
       // load arrived on a channel that cannot have been quiet.
-      if (im.calls.answering.load(std::memory_order_relaxed) == 0) {
+      if (std::chrono::steady_clock::now() - im.stopped_accepting_at >= kQuietChannel &&
+          im.calls.answering.load(std::memory_order_relaxed) == 0) {
         im.acceptor.CloseQuietChannels(kQuietChannel);
       }
     }

@@ -95,7 +95,10 @@ class UnaryCall final : public Call {
     new UnaryCall(service, method, handler, env);
   }
 
-  ~UnaryCall() override { env_.calls.fetch_sub(1); }
+  ~UnaryCall() override {
+    if (replying_) env_.calls.answering.fetch_sub(1);
+    env_.calls.alive.fetch_sub(1);
+  }
 
   bool Proceed(bool ok, ReplyCoalescer& coalescer) override {
     if (replying_) {
@@ -106,6 +109,7 @@ class UnaryCall final : public Call {
     received_at_ = std::chrono::steady_clock::now();
     Await(service_, method_, handler_, env_);  // keep the queue's calls waiting
     replying_ = true;
+    env_.calls.answering.fetch_add(1);
     const grpc::Status status = handler_(env_.backend, request_, &response_);
     coalescer.BeforeReply(context_.peer());
     if (status.ok()) {
@@ -119,7 +123,7 @@ class UnaryCall final : public Call {
  private:
   UnaryCall(Service& service, RequestMethod method, Handler handler, const CallEnv& env)
       : service_(service), method_(method), handler_(handler), env_(env) {
-    env_.calls.fetch_add(1);
+    env_.calls.alive.fetch_add(1);
     (service_.*method_)(&context_, &request_, &responder_, &env_.queue, &env_.queue, this);
   }
 

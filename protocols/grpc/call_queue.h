@@ -30,14 +30,21 @@
 
 namespace katsubushi::grpc_api {
 
-// The calls alive: waiting for a request, or answering one. For the drain:
-// a request gRPC has matched to a waiting call is in flight before this
-// queue's thread takes it, so counting from the take would miss it. Counting
-// whole lives instead, the count reaches 0 only once the server's shutdown
-// has ended every waiting call (no call can be matched any more) and every
-// request received has been answered; a call that proceeds creates its
-// successor before it is deleted, so 0 is final.
-using CallCounter = std::atomic<int>;
+// The calls of every queue, counted for the stop.
+struct CallCounter {
+  // Alive: waiting for a request, or answering one. For the drain: a request
+  // gRPC has matched to a waiting call is in flight before this queue's
+  // thread takes it, so counting from the take would miss it. Counting whole
+  // lives instead, the count reaches 0 only once the server's shutdown has
+  // ended every waiting call (no call can be matched any more) and every
+  // request received has been answered; a call that proceeds creates its
+  // successor before it is deleted, so 0 is final.
+  std::atomic<int> alive{0};
+  // Answering: taken by the queue's thread and not yet written. Before the
+  // shutdown, when waiting calls keep `alive` above 0, this tells the drain
+  // that no request taken is left unanswered (grpc_server.cc).
+  std::atomic<int> answering{0};
+};
 
 struct AsyncServices {
   katsubushi::Generator::AsyncService generator;

@@ -1,21 +1,29 @@
 #include "grpc/channel_acceptor.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <grpcpp/server.h>
 #include <grpcpp/server_posix.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 
 namespace katsubushi::grpc_api {
 namespace {
+
+// Ended connections taken per epoll_wait; more are taken by the next call.
+constexpr int kReapBatch = 64;
 
 std::error_code LastError() { return {errno, std::generic_category()}; }
 
@@ -55,6 +63,9 @@ ChannelAcceptor::~ChannelAcceptor() {
   Stop();
   if (listen_fd_ >= 0) close(listen_fd_);
   if (wake_fd_ >= 0) close(wake_fd_);
+  // Closing a duplicate closes neither gRPC's descriptor nor the connection.
+  for (const auto& [fd, watched] : watched_) close(fd);
+  if (watch_fd_ >= 0) close(watch_fd_);
 }
 
 std::error_code ChannelAcceptor::Listen(const std::string& address, uint16_t port) {
@@ -93,8 +104,14 @@ std::error_code ChannelAcceptor::Listen(const std::string& address, uint16_t por
     wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (wake_fd_ < 0) ec = LastError();
   }
+  if (!ec) {
+    watch_fd_ = epoll_create1(EPOLL_CLOEXEC);
+    if (watch_fd_ < 0) ec = LastError();
+  }
   if (ec) {
     close(fd);
+    if (wake_fd_ >= 0) close(wake_fd_);
+    wake_fd_ = -1;
     return ec;
   }
   listen_fd_ = fd;
@@ -120,12 +137,20 @@ void ChannelAcceptor::Stop() {
 }
 
 void ChannelAcceptor::AcceptLoop(grpc::Server& server) {
-  pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+  pollfd fds[3] = {{listen_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}, {watch_fd_, POLLIN, 0}};
   int timeout_ms = -1;
   for (;;) {
-    const int ready = poll(fds, 2, timeout_ms);
-    if (ready < 0 && errno != EINTR) return;  // cannot happen with valid descriptors
-    if (fds[1].revents != 0) return;           // Stop()
+    for (pollfd& p : fds) p.revents = 0;
+    const int ready = poll(fds, 3, timeout_ms);
+    if (ready < 0) {
+      if (errno == EINTR) continue;
+      return;  // cannot happen with valid descriptors
+    }
+    if (fds[1].revents != 0) return;  // Stop()
+    if (fds[2].revents != 0) Reap(0);
+    // Accept when the listener is ready, or when the wait after running out
+    // of descriptors is over.
+    if (ready > 0 && fds[0].revents == 0) continue;
     timeout_ms = -1;
     for (;;) {  // every connection waiting, then poll again
       const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -135,13 +160,92 @@ void ChannelAcceptor::AcceptLoop(grpc::Server& server) {
         }
         break;  // EAGAIN, or the peer gave up (ECONNABORTED): nothing to do
       }
-      // What gRPC's own listener sets: each reply leaves at once unless
-      // ReplyCoalescer holds it.
-      const int one = 1;
-      (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      grpc::AddInsecureChannelFromFd(&server, fd);  // gRPC owns the descriptor now
+      if (!HandOver(server, fd)) {
+        timeout_ms = static_cast<int>(kRetryWhenOutOfDescriptors.count());
+        break;
+      }
     }
   }
+}
+
+bool ChannelAcceptor::HandOver(grpc::Server& server, int fd) {
+  const int watch = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (watch < 0) {  // out of descriptors, in effect
+    close(fd);
+    return false;
+  }
+  // Edge-triggered and no events asked for: only the hang-up (and errors)
+  // are reported, once each, so a connection that is merely busy never wakes
+  // this thread.
+  epoll_event event{};
+  event.events = EPOLLET;
+  event.data.fd = watch;
+  if (epoll_ctl(watch_fd_, EPOLL_CTL_ADD, watch, &event) != 0) {
+    close(watch);
+    close(fd);
+    return false;
+  }
+  watched_.emplace(watch, false);
+  // What gRPC's own listener sets: each reply leaves at once unless
+  // ReplyCoalescer holds it.
+  const int one = 1;
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  grpc::AddInsecureChannelFromFd(&server, fd);  // gRPC owns the descriptor now
+  return true;
+}
+
+void ChannelAcceptor::Reap(int timeout_ms) {
+  epoll_event events[kReapBatch];
+  for (;;) {
+    const int n = epoll_wait(watch_fd_, events, kReapBatch, timeout_ms);
+    for (int i = 0; i < n; ++i) {
+      // An error alone (the connection is still gRPC's) is not the end; the
+      // hang-up follows when gRPC shuts the connection down.
+      if ((events[i].events & EPOLLHUP) == 0) continue;
+      const int fd = events[i].data.fd;
+      (void)epoll_ctl(watch_fd_, EPOLL_CTL_DEL, fd, nullptr);
+      close(fd);
+      watched_.erase(fd);
+    }
+    if (n < kReapBatch) return;
+    timeout_ms = 0;  // a full batch: take the rest without waiting
+  }
+}
+
+size_t ChannelAcceptor::CloseQuietChannels(std::chrono::steady_clock::duration quiet) {
+  const auto quiet_ms = std::chrono::ceil<std::chrono::milliseconds>(quiet).count();
+  size_t closed = 0;
+  for (auto& [fd, shut_down] : watched_) {
+    if (shut_down) continue;
+    tcp_info info{};
+    socklen_t length = sizeof info;
+    int unread = 0;
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) != 0 ||
+        ioctl(fd, FIONREAD, &unread) != 0) {
+      continue;  // cannot tell: gRPC ends it, or the drain's bound does
+    }
+    // The kernel's milliseconds since the last segment that carried data
+    // (bare acknowledgements do not count): any frame of the client's.
+    if (static_cast<int64_t>(info.tcpi_last_data_recv) < quiet_ms || unread > 0) continue;
+    // Both ways, as gRPC would: its transport reads the end and closes.
+    (void)shutdown(fd, SHUT_RDWR);
+    shut_down = true;
+    ++closed;
+  }
+  return closed;
+}
+
+bool ChannelAcceptor::AwaitChannelsClosed(std::chrono::steady_clock::time_point until) {
+  if (watch_fd_ < 0) return true;
+  Reap(0);
+  while (!watched_.empty()) {
+    const auto left = until - std::chrono::steady_clock::now();
+    if (left <= std::chrono::steady_clock::duration::zero()) return false;
+    // Rounded up, so that the wait does not end just before `until`.
+    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
+    Reap(static_cast<int>(std::min<int64_t>(ms, std::numeric_limits<int>::max())));
+  }
+  return true;
 }
 
 }  // namespace katsubushi::grpc_api

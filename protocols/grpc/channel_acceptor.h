@@ -10,10 +10,21 @@
 // One thread waits in poll(2) on the listening socket and an eventfd that
 // Stop() signals. After Stop() returns no channel is added any more, so the
 // server's shutdown that follows sees every connection.
+//
+// It also knows when gRPC is done with each connection, which the stop waits
+// for (goaway.h): it keeps a duplicate of every descriptor it hands over, in
+// an epoll set. gRPC ends a connection with shutdown(SHUT_RDWR) before it
+// closes it (chttp2's close_transport_locked shuts the endpoint down), which
+// the duplicate shows as EPOLLHUP; then the duplicate is closed. A
+// connection costs two descriptors while it is open. Through the duplicate
+// the stop can also close a connection whose client has gone quiet
+// (CloseQuietChannels), as the other fronts close their idle connections.
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -48,11 +59,34 @@ class ChannelAcceptor {
   // Closes the listener and joins the thread. Idempotent.
   void Stop();
 
+  // After Stop(): waits until gRPC has ended every connection handed to it,
+  // or until `until`. Returns whether none is left open.
+  bool AwaitChannelsClosed(std::chrono::steady_clock::time_point until);
+  // The connections gRPC has not ended yet (as of the last look).
+  size_t open_channels() const { return watched_.size(); }
+  // After Stop(): shuts down every connection that has received nothing for
+  // `quiet` and has nothing left unread; gRPC then ends it (its client sees
+  // the connection close). Only for a moment when the server is answering no
+  // request: a quiet connection may be waiting for its reply. Returns how
+  // many it shut down.
+  size_t CloseQuietChannels(std::chrono::steady_clock::duration quiet);
+
  private:
   void AcceptLoop(grpc::Server& server);
+  // Hands `fd` to `server`, watched. False when it cannot be watched: then it
+  // is closed instead (the client sees a reset and may retry).
+  bool HandOver(grpc::Server& server, int fd);
+  // Closes the duplicates of connections gRPC has ended; waits up to
+  // `timeout_ms` (epoll_wait's) for the first.
+  void Reap(int timeout_ms);
 
   int listen_fd_ = -1;
   int wake_fd_ = -1;
+  int watch_fd_ = -1;  // epoll set of the duplicates
+  // The duplicates, each with whether CloseQuietChannels has shut it down.
+  // Only the accepting thread touches it until Stop() has joined that
+  // thread; only the stopping thread after.
+  std::map<int, bool> watched_;
   uint16_t port_ = 0;
   std::thread thread_;
 };

@@ -17,6 +17,7 @@
 
 #include "grpc/call_queue.h"
 #include "grpc/channel_acceptor.h"
+#include "grpc/goaway.h"
 #include "grpc/health_service.h"
 #include "katsubushi.grpc.pb.h"
 
@@ -27,6 +28,25 @@ namespace {
 // here finish in microseconds; this bounds how long after the last one the
 // idle channels are closed.
 constexpr std::chrono::milliseconds kDrainPollInterval{2};
+
+// How long the stop waits, after the GOAWAYs, for the clients to leave
+// before gRPC's shutdown (goaway.h says why it waits). A busy channel closes
+// as soon as its client has acknowledged the GOAWAY (a ping's round trip) and
+// its calls are answered; a quiet one is closed by the drain after
+// kQuietChannel. The wait runs to this bound only for a channel that keeps
+// talking without acknowledging the GOAWAY; at the shutdown, what such a
+// channel sends next is cancelled.
+constexpr std::chrono::milliseconds kGoawayGrace{1000};
+
+// A channel that has received nothing for this long (counted from the
+// GOAWAY at the earliest), while the server is answering no request, is
+// closed by the drain instead of waited for: its client may not read again
+// until its next call (grpcio's idle channels do not), so it would never
+// acknowledge the GOAWAY. Long enough for a ping's round trip and for a
+// request that has arrived to be taken. A call its client starts as it is
+// closed ends UNAVAILABLE without reaching the server, as on any idle
+// connection a server closes.
+constexpr std::chrono::milliseconds kQuietChannel{50};
 
 }  // namespace
 
@@ -45,7 +65,7 @@ struct GrpcServer::Impl {
 
   Backend& backend;
   const GrpcOptions options;
-  CallCounter calls{0};
+  CallCounter calls;
   AsyncServices services;
   HealthService health;
   ChannelAcceptor acceptor;
@@ -54,6 +74,9 @@ struct GrpcServer::Impl {
   std::unique_ptr<grpc::Server> server;
   std::thread health_thread;
   std::thread shutdown_thread;  // runs grpc::Server::Shutdown, which blocks
+  bool accepting = false;       // StopAccepting() not called yet
+  bool goaways_sent = false;    // SendGoaways() did; Drain() waits for the channels
+  std::chrono::steady_clock::time_point stopped_accepting_at;
   // Set when Shutdown() has returned. Release/acquire is more than the flag
   // needs: Drain() only uses it to stop polling, and joins the thread after.
   std::atomic<bool> shut_down{false};
@@ -103,13 +126,15 @@ std::error_code GrpcServer::Start() {
   im.stopping = false;
   im.health.SetServing(im.backend.Health().ok());
   im.health_thread = std::thread([&im] { im.PollHealth(); });
+  im.accepting = true;
   im.started = true;
   return {};
 }
 
 void GrpcServer::StopAccepting() {
   Impl& im = *impl_;
-  if (!im.started || im.shutdown_thread.joinable()) return;
+  if (!im.started || !im.accepting) return;
+  im.accepting = false;
   {
     std::lock_guard lock(im.mutex);
     im.stopping = true;
@@ -119,18 +144,19 @@ void GrpcServer::StopAccepting() {
   // Health Watch streams get NOT_SERVING and end; Check answers NOT_SERVING
   // while in-flight calls drain.
   im.health.Shutdown();
-  // No new connection from here on, so the shutdown below sees them all.
+  // No new connection from here on, so the GOAWAYs and the shutdown below
+  // see them all.
   im.acceptor.Stop();
-  // No deadline here: Drain() decides when to cut off what is left.
-  im.shutdown_thread = std::thread([&im] {
-    im.server->Shutdown();
-    im.shut_down.store(true, std::memory_order_release);
-  });
+  // Clients are told to leave while calls are still matched (goaway.h);
+  // Drain() begins gRPC's shutdown once they have left.
+  im.goaways_sent = SendGoaways(*im.server);
+  im.stopped_accepting_at = std::chrono::steady_clock::now();
 }
 
 void GrpcServer::CloseIdle() {
-  // Nothing to do at once: an idle channel can only be told apart from one
-  // about to carry a call once the shutdown has begun, which Drain() waits for.
+  // Nothing to do at once: the GOAWAY has told every client to leave; an idle
+  // channel closes when its client acknowledges it, or when Drain() finds it
+  // quiet.
 }
 
 bool GrpcServer::Drain(net::Deadline deadline) {
@@ -138,6 +164,29 @@ bool GrpcServer::Drain(net::Deadline deadline) {
   if (!im.started) return true;
   StopAccepting();
   im.started = false;
+  // Until the clients have left, the server must go on matching the calls
+  // they sent before they had the GOAWAY: gRPC's shutdown would cancel them
+  // (goaway.h).
+  if (im.goaways_sent) {
+    const auto until = std::min(deadline, im.stopped_accepting_at + kGoawayGrace);
+    while (!im.acceptor.AwaitChannelsClosed(
+        std::min(until, std::chrono::steady_clock::now() + kDrainPollInterval))) {
+      if (std::chrono::steady_clock::now() >= until) break;
+      // Quiet since the GOAWAY at least, so that a client that was merely
+      // between calls when it came has had the time to come back and read it.
+      // Relaxed: a hint, not a handshake. A request taken just after this
+      // load arrived on a channel that cannot have been quiet.
+      if (std::chrono::steady_clock::now() - im.stopped_accepting_at >= kQuietChannel &&
+          im.calls.answering.load(std::memory_order_relaxed) == 0) {
+        im.acceptor.CloseQuietChannels(kQuietChannel);
+      }
+    }
+  }
+  // No deadline here: the loop below decides when to cut off what is left.
+  im.shutdown_thread = std::thread([&im] {
+    im.server->Shutdown();
+    im.shut_down.store(true, std::memory_order_release);
+  });
   // While unary calls are alive (call_queue.h: waiting ones end when the
   // shutdown has begun, answered ones when their reply is written), or
   // health Watch streams are sending their last NOT_SERVING, wait for them
@@ -154,7 +203,7 @@ bool GrpcServer::Drain(net::Deadline deadline) {
       grpc_server_cancel_all_calls(im.server->c_server());
       break;
     }
-    if (im.calls.load() == 0 && im.health.open_watches() == 0) {
+    if (im.calls.alive.load() == 0 && im.health.open_watches() == 0) {
       grpc_server_cancel_all_calls(im.server->c_server());
     }
     std::this_thread::sleep_for(

@@ -10,11 +10,13 @@
 // (health_service.h). Each of those headers says why.
 //
 // Stop (net::Front): StopAccepting() closes the listener, sends NOT_SERVING
-// to health Watch streams and ends them, and begins gRPC's shutdown (GOAWAY,
-// no new calls); Drain() lets the unary calls in flight finish, then ends
-// everything else at once: channels with no call in flight and reflection
-// streams, which would otherwise hold the shutdown until the deadline. Past
-// the deadline every call is cancelled. The Backend must outlive the server.
+// to health Watch streams and ends them, and sends every channel a GOAWAY
+// while calls are still served (goaway.h says why gRPC's shutdown must wait).
+// Drain() waits for the clients to leave (a quiet channel is closed instead),
+// then begins gRPC's shutdown, lets the unary calls in flight finish, and
+// ends everything else at once: reflection streams, which would otherwise
+// hold the shutdown until the deadline. Past the deadline every call is
+// cancelled. The Backend must outlive the server.
 #pragma once
 
 #include <chrono>

@@ -1,19 +1,24 @@
-"""A stop under gRPC load (issue 20): every call ends with an ID, a clean
-UNAVAILABLE (the server had stopped taking calls) or, gRPC's own case below,
-CANCELLED; every stop exits 0 well before the deadline.
+"""A stop under gRPC load (issue 20): every call ends with an ID or a clean
+UNAVAILABLE (the server had stopped taking calls), none CANCELLED, and every
+stop exits 0 well before the deadline.
 
-The bug: a unary request that gRPC had matched to a waiting call, but that the
-queue thread had not yet taken, was not counted as in flight, so the drain's
-sweep of idle channels cut it off. Two shapes of load, each kept up by grpcio
-across SIGTERM: one connection carrying 50 streams, and 50 connections with
-one call each. Each shape is stopped STOPS times.
+Two bugs were behind CANCELLED. Ours: a unary request that gRPC had matched
+to a waiting call, but that the queue thread had not yet taken, was not
+counted as in flight, so the drain's sweep of idle channels cut it off.
+gRPC's (grpc/grpc#41785; 1.51 here): a call that reaches the server after its
+shutdown has begun, and before the client has the final GOAWAY, is ended
+CANCELLED by gRPC core; the front now sends the GOAWAYs first and begins the
+shutdown once the clients have left (protocols/grpc/goaway.h). Before that,
+10 stops of each shape gave tens to ~150 CANCELLED.
 
-What remains is gRPC's own (grpc/grpc#41785, open; gRPC 1.51 here): a call
-that reaches the server after its shutdown has begun and before the client
-has the GOAWAY finds no waiting call to match and is ended CANCELLED by gRPC
-core, never seen by our code. Both shapes hit that window (tens of calls in
-10 stops, varying from run to run), so CANCELLED is counted and printed, not
-failed on, until gRPC answers those UNAVAILABLE; any other ending fails.
+Two shapes of load, each kept up by grpcio across SIGTERM: one connection
+carrying 50 streams, and 50 connections with one call each. Each shape is
+stopped STOPS times; the counts are printed, UNAVAILABLE apart for a call that
+never reached the server ("failed to connect": the listener had closed) and
+one whose connection ended under it: now only "Socket closed", 0-3 in 10
+stops of 50 connections on a loaded machine, a call started on a channel the
+stop closed as quiet (its client had sent nothing for 50 ms since the GOAWAY);
+before, tens of "Broken pipe" and of our own "Cancelling all calls".
 """
 
 import collections
@@ -71,10 +76,13 @@ class Load:
         code = future.code()
         if code == grpc.StatusCode.OK:
             outcome = "ID" if future.result().id > 0 else "OK without an ID"
+        elif code == grpc.StatusCode.UNAVAILABLE:
+            # Told apart for the counts: a call that never reached the server
+            # (its listener had closed) from one whose connection ended.
+            refused = "failed to connect" in (future.details() or "").lower()
+            outcome = "UNAVAILABLE" if refused else "UNAVAILABLE, connection ended"
         else:
-            outcome = code.name
-            if code != grpc.StatusCode.UNAVAILABLE:
-                outcome += ": " + (future.details() or "")
+            outcome = code.name + ": " + (future.details() or "")
         with self.lock:
             self.outcomes[outcome] += 1
             self.running -= 1
@@ -118,7 +126,7 @@ def test_stop_under_grpc_load(katsubushi_bin, tmp_path, stubs, channels, per_cha
             k.kill()
     print(f"{channels}x{per_channel}: {STOPS} stops, worst {worst * 1000:.0f} ms, outcomes {dict(total)}")
     assert total["ID"] > 0
-    bad = {o: n for o, n in total.items() if o not in ("ID", "UNAVAILABLE", "CANCELLED: CANCELLED")}
+    bad = {o: n for o, n in total.items() if o not in ("ID", "UNAVAILABLE", "UNAVAILABLE, connection ended")}
     assert not bad, f"calls ended otherwise than with an ID or UNAVAILABLE: {bad} (all: {dict(total)})"
     # A sanitizer build only has to show that a stop ends (ASan's gRPC runs
     # several times slower under 50 busy channels); Release holds the deadline.

@@ -1,18 +1,21 @@
 // The gRPC front's own transport pieces, on real sockets over 127.0.0.1
 // (GrpcChannelAcceptorTest runs gRPC, so TSan skips it with the other Grpc tests):
-// ChannelAcceptor (its listener, and gRPC's name for the channels it hands
-// over, which ReplyCoalescer relies on) and ReplyCoalescer's corking.
+// ChannelAcceptor (its listener, gRPC's name for the channels it hands over,
+// which ReplyCoalescer relies on, and its watch on them, which the stop relies
+// on) and ReplyCoalescer's corking.
 #include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "grpc/channel_acceptor.h"
 #include "grpc/reply_coalescer.h"
@@ -189,6 +192,81 @@ TEST(GrpcChannelAcceptorTest, GrpcNamesEachChannelByItsAcceptedDescriptor) {
     acceptor.Stop();
     server->Shutdown(std::chrono::system_clock::now() + 1s);
   }
+}
+
+// A raw TCP client of `acceptor`, connected once gRPC has taken the
+// connection: gRPC's server speaks first (its SETTINGS frame).
+int ConnectedClient(const ChannelAcceptor& acceptor) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(acceptor.port());
+  EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  pollfd p{fd, POLLIN, 0};
+  EXPECT_EQ(poll(&p, 1, 5000), 1);
+  char frame[256];
+  EXPECT_GT(recv(fd, frame, sizeof frame, 0), 0);
+  return fd;
+}
+
+// The stop waits for gRPC to end each connection (goaway.h): the acceptor
+// must see it end, whichever side ends it, and not before.
+TEST(GrpcChannelAcceptorTest, SeesGrpcEndEachChannel) {
+  ChannelAcceptor acceptor;
+  ASSERT_FALSE(acceptor.Listen("127.0.0.1", 0));
+  PeerRecorder service;  // a server needs a service to start
+  grpc::ServerBuilder builder;
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_TRUE(server);
+  acceptor.Start(*server);
+  const int first = ConnectedClient(acceptor);
+  const int second = ConnectedClient(acceptor);
+  acceptor.Stop();
+  EXPECT_EQ(acceptor.open_channels(), 2u);
+  EXPECT_FALSE(acceptor.AwaitChannelsClosed(std::chrono::steady_clock::now() + 50ms));
+
+  // Its client leaves: gRPC reads the end and closes its side.
+  close(first);
+  const auto start = std::chrono::steady_clock::now();
+  while (acceptor.open_channels() > 1 && std::chrono::steady_clock::now() - start < 5s) {
+    acceptor.AwaitChannelsClosed(std::chrono::steady_clock::now() + 10ms);
+  }
+  EXPECT_EQ(acceptor.open_channels(), 1u);
+
+  // gRPC ends it: the server's shutdown closes every channel left.
+  server->Shutdown(std::chrono::system_clock::now());
+  EXPECT_TRUE(acceptor.AwaitChannelsClosed(std::chrono::steady_clock::now() + 5s));
+  EXPECT_EQ(acceptor.open_channels(), 0u);
+  close(second);
+}
+
+// A client that has gone quiet is closed by the stop rather than waited for.
+TEST(GrpcChannelAcceptorTest, ClosesQuietChannels) {
+  ChannelAcceptor acceptor;
+  ASSERT_FALSE(acceptor.Listen("127.0.0.1", 0));
+  PeerRecorder service;  // a server needs a service to start
+  grpc::ServerBuilder builder;
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_TRUE(server);
+  acceptor.Start(*server);
+  const int client = ConnectedClient(acceptor);
+  acceptor.Stop();
+  EXPECT_EQ(acceptor.CloseQuietChannels(10s), 0u);  // not quiet for that long yet
+  std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(acceptor.CloseQuietChannels(10ms), 1u);
+  EXPECT_TRUE(acceptor.AwaitChannelsClosed(std::chrono::steady_clock::now() + 5s));
+  // The client sees the end (after whatever gRPC had sent), within 2 s.
+  const timeval two_seconds{2, 0};
+  ASSERT_EQ(setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &two_seconds, sizeof two_seconds), 0);
+  char buffer[256];
+  ssize_t n = 1;
+  for (int i = 0; i < 100 && n > 0; ++i) n = recv(client, buffer, sizeof buffer, 0);
+  EXPECT_EQ(n, 0);
+  close(client);
+  server->Shutdown(std::chrono::system_clock::now());
 }
 
 }  // namespace

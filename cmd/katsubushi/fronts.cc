@@ -67,7 +67,8 @@ Fronts::Fronts(const Config& config, GeneratorCore& generator, Stats& stats, Fro
     http_ = std::make_unique<http::HttpServer>(contexts_->http, options);
   }
   if (config.grpc_port != 0 && setup_.serve_grpc) {
-    grpc_backend_ = std::make_unique<grpc_api::CoreBackend>(generator, stats, kVersion, setup_.health);
+    grpc_backend_ = std::make_unique<grpc_api::CoreBackend>(generator, stats, kVersion, setup_.health,
+                                                            config.tls.grpc ? certificates_.get() : nullptr);
   }
 }
 
@@ -84,7 +85,6 @@ std::string Fronts::Start() {
   // served in plaintext.
   if (config_.tls.memcache) return fail("TLS: the memcached front does not speak TLS yet");
   if (config_.tls.http) return fail("TLS: the HTTP front does not speak TLS yet");
-  if (config_.tls.grpc) return fail("TLS: the gRPC front does not speak TLS yet");
   if (certificates_) {
     const auto set = certificates_->current();
     spdlog::info("TLS on {}{}{}with {} (serial {}){}", config_.tls.memcache ? "memcached " : "",
@@ -122,6 +122,8 @@ std::string Fronts::Start() {
     options.address = setup_.address;
     options.port = static_cast<uint16_t>(config_.grpc_port);
     options.threads = threads_.cpus;
+    options.tls = config_.tls.grpc && certificates_ != nullptr;
+    if (config_.idle_timeout.count() > 0) options.handshake_timeout = config_.idle_timeout;
     std::string error;
     grpc_ = grpc_api::LoadGrpcFront(*grpc_backend_, options, &error);
     if (!grpc_) return fail("gRPC: " + error);

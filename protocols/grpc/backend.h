@@ -13,10 +13,16 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 
 #include "katsubushi/status.h"
+#include "katsubushi/tls_handshake_failure.h"
+
+namespace katsubushi::tls {
+struct CertificateSet;
+}
 
 namespace katsubushi::grpc_api {
 
@@ -51,6 +57,15 @@ class Backend {
     (void)corked;
     (void)uncorkable;
   }
+
+  // TLS (GrpcOptions::tls): the certificate set new connections take, and
+  // its generation, which moves when the files were loaded again (compared
+  // on every new connection, so it must be cheap). Null and 0 without TLS.
+  virtual std::shared_ptr<const tls::CertificateSet> Certificates() { return nullptr; }
+  virtual uint64_t CertificateGeneration() { return 0; }
+  // A connection's TLS handshake finished, or failed and why.
+  virtual void CountTlsHandshake() {}
+  virtual void CountTlsHandshakeFailure(TlsHandshakeFailure reason) { (void)reason; }
 };
 
 }  // namespace katsubushi::grpc_api

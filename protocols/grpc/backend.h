@@ -16,6 +16,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include "katsubushi/status.h"
 #include "katsubushi/tls_handshake_failure.h"
@@ -63,9 +64,18 @@ class Backend {
   // on every new connection, so it must be cheap). Null and 0 without TLS.
   virtual std::shared_ptr<const tls::CertificateSet> Certificates() { return nullptr; }
   virtual uint64_t CertificateGeneration() { return 0; }
-  // A connection's TLS handshake finished, or failed and why.
+  // A connection's TLS handshake finished, or failed and why; or failed in
+  // gRPC's own handshake with this OpenSSL error code (grpc_log.h).
   virtual void CountTlsHandshake() {}
   virtual void CountTlsHandshakeFailure(TlsHandshakeFailure reason) { (void)reason; }
+  virtual void CountTlsHandshakeError(unsigned long openssl_error) { (void)openssl_error; }
+
+  // A line gRPC logged (grpc_log.h), in the process's log.
+  enum class LogLevel { kDebug, kInfo, kError };
+  virtual void Log(LogLevel level, std::string_view text) {
+    (void)level;
+    (void)text;
+  }
 };
 
 }  // namespace katsubushi::grpc_api

@@ -49,6 +49,8 @@ class CoreBackend final : public Backend {
   void CountTlsHandshakeFailure(TlsHandshakeFailure reason) override {
     stats_.CountTlsHandshakeFailure(FrontLabel::kGrpc, reason);
   }
+  void CountTlsHandshakeError(unsigned long openssl_error) override;
+  void Log(LogLevel level, std::string_view text) override;
 
  private:
   katsubushi::GeneratorCore& generator_;

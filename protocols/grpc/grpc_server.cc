@@ -18,6 +18,7 @@
 
 #include "grpc/call_queue.h"
 #include "grpc/channel_acceptor.h"
+#include "grpc/grpc_log.h"
 #include "grpc/health_service.h"
 #include "grpc/peer_sockets.h"
 #include "grpc/tls_credentials.h"
@@ -74,7 +75,10 @@ struct GrpcServer::Impl {
 GrpcServer::GrpcServer(Backend& backend, GrpcOptions options)
     : impl_(std::make_unique<Impl>(backend, std::move(options))) {}
 
-GrpcServer::~GrpcServer() { Drain(std::chrono::steady_clock::now()); }
+GrpcServer::~GrpcServer() {
+  Drain(std::chrono::steady_clock::now());
+  if (impl_->options.tls) DetachGrpcLog(impl_->backend);
+}
 
 std::error_code GrpcServer::Start() {
   Impl& im = *impl_;
@@ -100,6 +104,7 @@ std::error_code GrpcServer::Start() {
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues;
   for (size_t i = 0; i < threads; ++i) queues.push_back(builder.AddCompletionQueue());
   if (im.options.tls) {
+    AttachGrpcLog(im.backend);  // counts gRPC's handshake failures (grpc_log.h)
     std::string error;
     im.tls_credentials = MakeTlsCredentials(im.backend, &error);
     if (!im.tls_credentials) return std::make_error_code(std::errc::invalid_argument);

@@ -170,9 +170,12 @@ def test_tls_1_1_refused(tls_server, certs):
         ctx.set_ciphers("ALL:@SECLEVEL=0")
     except ssl.SSLError:
         pass
+    before = tls_server.failures("unsupported")
     with socket.create_connection(("127.0.0.1", tls_server.grpc_port), timeout=5) as raw:
         with pytest.raises((ssl.SSLError, ConnectionResetError)):
             ctx.wrap_socket(raw, server_hostname="localhost")
+    # Refused by the server (gRPC's TLS 1.2 minimum), not by this client.
+    assert wait_for(lambda: tls_server.failures("unsupported") == before + 1)
 
 
 def test_plaintext_client_fails_promptly(tls_server, stubs):
@@ -232,16 +235,33 @@ def test_stalled_handshake_closed_within_idle_timeout(tls_server, certs):
     assert served_serial(tls_server.grpc_port, certs) == serial_of(certs.server_cert)
 
 
+def wait_for(predicate, timeout=5):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def test_mutual_tls(mtls_server, certs, stubs):
     pb, rpc = stubs["katsubushi_pb2"], stubs["katsubushi_pb2_grpc"]
     with channel(mtls_server.grpc_port, certs, client=(certs.client_cert, certs.client_key)) as ch:
         assert worker_of(rpc.GeneratorStub(ch).Fetch(pb.FetchRequest(), timeout=5).id) == 777
+    refused = 0
     for client in [None, (certs.foreign_cert, certs.foreign_key)]:
         with channel(mtls_server.grpc_port, certs, client=client) as ch:
             with pytest.raises(grpc.RpcError) as e:
                 rpc.GeneratorStub(ch).Fetch(pb.FetchRequest(), timeout=5)
             assert e.value.code() == grpc.StatusCode.UNAVAILABLE, client
+        refused += 1
+        # gRPC retries a failed connection: at least one failure each.
+        assert wait_for(lambda: mtls_server.failures("client_certificate") >= refused), client
     assert mtls_server.handshakes() == 1
+    # The failures were counted, not printed in gRPC's format one per handshake.
+    mtls_server.stop()
+    output = mtls_server.proc.stdout.read().decode()
+    assert "Handshake failed" not in output, output
 
 
 class Load:

@@ -47,6 +47,10 @@ ServerContext MakeServerContext(const CertificateSet& certificates, const std::v
 // before anything else touches OpenSSL on this thread.
 TlsHandshakeFailure ClassifyHandshakeFailure(const ssl_st* ssl, int ssl_error);
 
+// Why a handshake failed, from the OpenSSL error code alone (0: the peer
+// closed), for handshakes run elsewhere that report only the code (gRPC's).
+TlsHandshakeFailure ClassifyOpenSslError(unsigned long code);
+
 // The context for new connections of one front: rebuilt from the store's
 // current set when its generation moved on, shared until then.
 //

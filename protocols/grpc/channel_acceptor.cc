@@ -165,8 +165,11 @@ void ChannelAcceptor::AcceptLoop(grpc::Server& server) {
     }
     fds[0].events = waiting.size() < kMaxWaitingForHello && retry_accept_at == Clock::time_point::max() ? POLLIN : 0;
     const int ready = poll(fds.data(), fds.size(), timeout_ms);
-    if (ready < 0 && errno != EINTR) break;  // cannot happen with valid descriptors
-    if (fds[1].revents != 0) break;           // Stop()
+    if (ready < 0) {
+      if (errno == EINTR) continue;  // revents are not set: poll again
+      break;                         // cannot happen with valid descriptors
+    }
+    if (fds[1].revents != 0) break;  // Stop()
     const Clock::time_point after = Clock::now();
     if (after >= retry_accept_at) retry_accept_at = Clock::time_point::max();
     // The waiting connections first (their entries move as they go).

@@ -111,6 +111,7 @@ std::error_code GrpcServer::Start() {
     im.tls_acceptor = builder.experimental().AddExternalConnectionAcceptor(
         grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD, im.tls_credentials);
     im.peers = std::make_unique<PeerSockets>(im.backend);
+    im.health.SetPeers(im.peers.get());
     const int64_t timeout_ms = std::clamp<int64_t>(im.options.handshake_timeout.count(), 1, INT_MAX);
     builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, static_cast<int>(timeout_ms));
     im.acceptor.SetTls({im.tls_acceptor.get(), im.peers.get(), &im.backend,

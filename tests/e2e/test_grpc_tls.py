@@ -157,6 +157,11 @@ def test_fetch_over_tls(tls_server, certs, stubs):
     assert tls_server.counter("katsubushi_grpc_replies_corked_total") > corked
     assert tls_server.counter("katsubushi_grpc_replies_uncorkable_total") == 0
     assert tls_server.handshakes() == before + 1
+    # A connection that only asks for health (a probe) counts too.
+    with channel(tls_server.grpc_port, certs) as ch:
+        r = health_rpc.HealthStub(ch).Check(health_pb.HealthCheckRequest(service=""), timeout=5)
+        assert r.status == health_pb.HealthCheckResponse.SERVING
+    assert tls_server.handshakes() == before + 2
     assert served_serial(tls_server.grpc_port, certs) == serial_of(certs.server_cert)
 
 

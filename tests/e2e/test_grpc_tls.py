@@ -58,6 +58,15 @@ def leaf(certs, name, cn, extensions, ca, ca_key):
     return cert, key
 
 
+def wait_for(predicate, timeout=5):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def serial_of(cert_path):
     out = subprocess.run(["openssl", "x509", "-noout", "-serial", "-in", cert_path], check=True, timeout=30,
                          capture_output=True, text=True, env=redis_env()).stdout
@@ -81,6 +90,9 @@ class TlsServer(Server):
         super().__init__(binary, 777, args)
         wait_listening(self.http_port, self.proc)
         wait_listening(self.grpc_port, self.proc)
+        # wait_listening's connection closed before sending a byte: let it be
+        # counted before a test reads the counters.
+        assert wait_for(lambda: self.failures("closed") >= 1)
 
     def metrics(self):
         c = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=5)
@@ -240,15 +252,6 @@ def test_stalled_handshake_closed_within_idle_timeout(tls_server, certs):
     assert served_serial(tls_server.grpc_port, certs) == serial_of(certs.server_cert)
 
 
-def wait_for(predicate, timeout=5):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
 def test_mutual_tls(mtls_server, certs, stubs):
     pb, rpc = stubs["katsubushi_pb2"], stubs["katsubushi_pb2_grpc"]
     with channel(mtls_server.grpc_port, certs, client=(certs.client_cert, certs.client_key)) as ch:
@@ -354,3 +357,48 @@ def test_h2load_over_tls(tls_server):
                          capture_output=True, text=True, timeout=60).stdout
     assert re.search(r"requests: 20000 total, 20000 started, 20000 done, 20000 succeeded", out), out
     assert "TLS Protocol: TLSv1.3" in out and "Application protocol: h2" in out, out
+
+
+def test_garbage_client_hello_closed_promptly_and_counted(tls_server):
+    before = sum(tls_server.failures(r) for r in ["not_tls", "other", "closed", "unsupported"])
+    # A handshake record header, then bytes that are no ClientHello.
+    took = stalled_for(tls_server.grpc_port, b"\x16\x03\x01\x00\x20" + b"\xff" * 32)
+    assert took < IDLE_TIMEOUT_S / 2
+    counted = lambda: sum(tls_server.failures(r) for r in ["not_tls", "other", "closed", "unsupported"])  # noqa: E731
+    assert wait_for(lambda: counted() == before + 1)
+
+
+def test_many_silent_connections_all_closed(tls_server, certs, stubs):
+    """200 connections that send nothing: each closed by the deadline, and the
+    front serves meanwhile."""
+    pb, rpc = stubs["katsubushi_pb2"], stubs["katsubushi_pb2_grpc"]
+    before = tls_server.failures("timeout")
+    silent = [socket.create_connection(("127.0.0.1", tls_server.grpc_port), timeout=5) for _ in range(200)]
+    try:
+        with channel(tls_server.grpc_port, certs) as ch:
+            assert worker_of(rpc.GeneratorStub(ch).Fetch(pb.FetchRequest(), timeout=5).id) == 777
+        deadline = time.monotonic() + IDLE_TIMEOUT_S + CLOSE_SLACK_S + 1
+        for s in silent:
+            s.settimeout(max(0.1, deadline - time.monotonic()))
+            assert closed_by_server(s)
+    finally:
+        for s in silent:
+            s.close()
+    assert tls_server.failures("timeout") == before + 200
+
+
+def test_tls_client_on_plaintext_grpc_port_closed_promptly(katsubushi_bin):
+    grpc_port = free_port()
+    s = Server(katsubushi_bin, 778, [f"-grpc-port={grpc_port}", "-idle-timeout=10s"])
+    try:
+        wait_listening(grpc_port, s.proc)
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        ctx.set_alpn_protocols(["h2"])
+        start = time.monotonic()
+        with socket.create_connection(("127.0.0.1", grpc_port), timeout=5) as raw:
+            with pytest.raises((ssl.SSLError, ConnectionResetError, OSError)):
+                ctx.wrap_socket(raw, server_hostname="localhost")
+        assert time.monotonic() - start < 2 * TIME_SCALE
+    finally:
+        s.stop()

@@ -163,7 +163,8 @@ void ChannelAcceptor::AcceptLoop(grpc::Server& server) {
       timeout_ms = static_cast<int>(
           std::chrono::ceil<std::chrono::milliseconds>(std::max(wake_at - now, Clock::duration::zero())).count());
     }
-    fds[0].events = waiting.size() < kMaxWaitingForHello && retry_accept_at == Clock::time_point::max() ? POLLIN : 0;
+    const bool may_accept = waiting.size() < kMaxWaitingForHello && retry_accept_at == Clock::time_point::max();
+    fds[0].events = may_accept ? POLLIN : 0;
     const int ready = poll(fds.data(), fds.size(), timeout_ms);
     if (ready < 0) {
       if (errno == EINTR) continue;  // revents are not set: poll again

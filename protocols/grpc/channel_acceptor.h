@@ -18,8 +18,9 @@
 // stalled handshake lasts at most twice the deadline.
 //
 // One thread waits in poll(2) on the listening socket, an eventfd that
-// Stop() signals, and the connections waiting for their first byte. After Stop() returns no channel is added any more, so the
-// server's shutdown that follows sees every connection.
+// Stop() signals, and the connections waiting for their first byte. After
+// Stop() returns no channel is added any more, so the server's shutdown that
+// follows sees every connection.
 #pragma once
 
 #include <chrono>

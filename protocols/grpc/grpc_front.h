@@ -38,8 +38,9 @@ struct GrpcOptions {
   size_t threads = 0;    // threads serving calls, each with its queue; 0: one per core
   // TLS with Backend::Certificates() (tls_credentials.h); plaintext when false.
   bool tls = false;
-  // From accept until the handshake is done (the idle timeout applies to the
-  // handshake too); longer, and the connection is closed.
+  // A TLS client's time to send its first byte, and then gRPC's to finish
+  // the handshake (channel_acceptor.h): the idle timeout applies to the
+  // handshake too. Longer, and the connection is closed.
   std::chrono::milliseconds handshake_timeout = kDefaultHandshakeTimeout;
 };
 

@@ -94,9 +94,9 @@ TEST(GrpcLogTest, ReadsTheOpenSslCodeOfGrpcsHandshakeFailureLine) {
       "certificate.",
       &code));
   EXPECT_EQ(code, 0x0A0000C7UL);
-  EXPECT_TRUE(ParseHandshakeFailure("ssl_transport_security.cc",
-                                    "Handshake failed with fatal error SSL_ERROR_SYSCALL: error:00000000:lib(0)::reason(0).",
-                                    &code));
+  EXPECT_TRUE(ParseHandshakeFailure(
+      "ssl_transport_security.cc",
+      "Handshake failed with fatal error SSL_ERROR_SYSCALL: error:00000000:lib(0)::reason(0).", &code));
   EXPECT_EQ(code, 0UL);
   // Any other line, or the same words from another file, is not one.
   EXPECT_FALSE(ParseHandshakeFailure("ssl_transport_security.cc", "Invalid cert chain file.", &code));

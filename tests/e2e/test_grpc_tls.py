@@ -403,3 +403,16 @@ def test_tls_client_on_plaintext_grpc_port_closed_promptly(katsubushi_bin):
         assert time.monotonic() - start < 2 * TIME_SCALE
     finally:
         s.stop()
+
+
+def test_client_without_alpn_h2_closed_promptly(tls_server, certs):
+    """gRPC requires ALPN h2: a TLS client that offers none completes the
+    handshake and is closed at once (gRPC logs that at DEBUG only, so it is
+    not among the counted failures)."""
+    ctx = ssl.create_default_context(cafile=certs.ca)
+    start = time.monotonic()
+    with socket.create_connection(("127.0.0.1", tls_server.grpc_port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+            assert tls.selected_alpn_protocol() is None
+            assert closed_by_server(tls)
+    assert time.monotonic() - start < IDLE_TIMEOUT_S / 2

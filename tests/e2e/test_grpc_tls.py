@@ -218,7 +218,7 @@ def closed_by_server(s):
     server closed with our bytes unread)."""
     try:
         return s.recv(100) == b""
-    except ConnectionResetError:
+    except (ConnectionResetError, ssl.SSLEOFError):  # a TLS socket: closed without close_notify
         return True
 
 

@@ -67,7 +67,8 @@ Fronts::Fronts(const Config& config, GeneratorCore& generator, Stats& stats, Fro
     http_ = std::make_unique<http::HttpServer>(contexts_->http, options);
   }
   if (config.grpc_port != 0 && setup_.serve_grpc) {
-    grpc_backend_ = std::make_unique<grpc_api::CoreBackend>(generator, stats, kVersion, setup_.health);
+    grpc_backend_ = std::make_unique<grpc_api::CoreBackend>(generator, stats, kVersion, setup_.health,
+                                                            config.tls.grpc ? certificates_.get() : nullptr);
   }
 }
 
@@ -80,9 +81,6 @@ std::string Fronts::Start() {
     return reason;
   };
   if (!tls_error_.empty()) return fail("TLS: " + tls_error_);
-  // Until each front speaks TLS, naming it in -tls is refused rather than
-  // served in plaintext.
-  if (config_.tls.grpc) return fail("TLS: the gRPC front does not speak TLS yet");
   if (certificates_) {
     const auto set = certificates_->current();
     spdlog::info("TLS on {}{}{}with {} (serial {}){}", config_.tls.memcache ? "memcached " : "",
@@ -120,6 +118,8 @@ std::string Fronts::Start() {
     options.address = setup_.address;
     options.port = static_cast<uint16_t>(config_.grpc_port);
     options.threads = threads_.cpus;
+    options.tls = config_.tls.grpc && certificates_ != nullptr;
+    if (config_.idle_timeout.count() > 0) options.handshake_timeout = config_.idle_timeout;
     std::string error;
     grpc_ = grpc_api::LoadGrpcFront(*grpc_backend_, options, &error);
     if (!grpc_) return fail("gRPC: " + error);

@@ -13,10 +13,17 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include "katsubushi/status.h"
+#include "katsubushi/tls_handshake_failure.h"
+
+namespace katsubushi::tls {
+struct CertificateSet;
+}
 
 namespace katsubushi::grpc_api {
 
@@ -50,6 +57,24 @@ class Backend {
   virtual void CountReplies(uint64_t corked, uint64_t uncorkable) {
     (void)corked;
     (void)uncorkable;
+  }
+
+  // TLS (GrpcOptions::tls): the certificate set new connections take, and
+  // its generation, which moves when the files were loaded again (compared
+  // on every new connection, so it must be cheap). Null and 0 without TLS.
+  virtual std::shared_ptr<const tls::CertificateSet> Certificates() { return nullptr; }
+  virtual uint64_t CertificateGeneration() { return 0; }
+  // A connection's TLS handshake finished, or failed and why; or failed in
+  // gRPC's own handshake with this OpenSSL error code (grpc_log.h).
+  virtual void CountTlsHandshake() {}
+  virtual void CountTlsHandshakeFailure(TlsHandshakeFailure reason) { (void)reason; }
+  virtual void CountTlsHandshakeError(unsigned long openssl_error) { (void)openssl_error; }
+
+  // A line gRPC logged (grpc_log.h), in the process's log.
+  enum class LogLevel { kDebug, kInfo, kError };
+  virtual void Log(LogLevel level, std::string_view text) {
+    (void)level;
+    (void)text;
   }
 };
 

@@ -145,8 +145,8 @@ using StatsService = katsubushi::Stats::AsyncService;
 }  // namespace
 
 CallQueue::CallQueue(AsyncServices& services, Backend& backend, CallCounter& calls,
-                     std::unique_ptr<grpc::ServerCompletionQueue> queue)
-    : services_(services), backend_(backend), calls_(calls), queue_(std::move(queue)) {}
+                     std::unique_ptr<grpc::ServerCompletionQueue> queue, PeerSockets* peers)
+    : services_(services), backend_(backend), calls_(calls), peers_(peers), queue_(std::move(queue)) {}
 
 CallQueue::~CallQueue() { Shutdown(); }
 
@@ -171,7 +171,7 @@ void CallQueue::Shutdown() {
 }
 
 void CallQueue::Serve() {
-  ReplyCoalescer coalescer;
+  ReplyCoalescer coalescer(peers_);
   std::vector<Call*> finished;
   void* tag = nullptr;
   bool ok = false;

@@ -51,12 +51,16 @@ struct AsyncServices {
   katsubushi::Stats::AsyncService stats;
 };
 
+class PeerSockets;
+
 class CallQueue {
  public:
   static constexpr int kPendingCallsPerMethod = 64;
 
+  // `peers`: where the descriptors of TLS connections are found (null
+  // without TLS); it must outlive the queue.
   CallQueue(AsyncServices& services, Backend& backend, CallCounter& calls,
-            std::unique_ptr<grpc::ServerCompletionQueue> queue);
+            std::unique_ptr<grpc::ServerCompletionQueue> queue, PeerSockets* peers = nullptr);
   ~CallQueue();
   CallQueue(const CallQueue&) = delete;
   CallQueue& operator=(const CallQueue&) = delete;
@@ -70,6 +74,7 @@ class CallQueue {
   AsyncServices& services_;
   Backend& backend_;
   CallCounter& calls_;
+  PeerSockets* const peers_;
   std::unique_ptr<grpc::ServerCompletionQueue> queue_;
   std::thread thread_;
 };

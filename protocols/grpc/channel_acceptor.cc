@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <grpcpp/server.h>
+#include <grpcpp/server_builder.h>
 #include <grpcpp/server_posix.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -18,6 +19,9 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <vector>
+
+#include "grpc/peer_sockets.h"
 
 namespace katsubushi::grpc_api {
 namespace {
@@ -136,39 +140,106 @@ void ChannelAcceptor::Stop() {
   }
 }
 
+bool ChannelAcceptor::OnFirstByte(int fd, const sockaddr_storage& peer) {
+  unsigned char first = 0;
+  const ssize_t n = recv(fd, &first, 1, MSG_PEEK);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return false;
+  if (n == 1 && first == kTlsHandshakeRecord) {
+    if (!Watch(fd)) return true;
+    tls_.peers->Add(fd, peer);  // before gRPC can answer a call on it
+    grpc::experimental::ExternalConnectionAcceptor::NewConnectionParameters connection;
+    connection.listener_fd = listen_fd_;
+    connection.fd = fd;  // gRPC owns the descriptor now; the peeked byte is still to be read
+    tls_.acceptor->HandleNewConnection(&connection);
+    return true;
+  }
+  // A plaintext client (an HTTP/2 preface, a memcached command), or one that
+  // closed or reset: nothing to answer in TLS.
+  tls_.backend->CountTlsHandshakeFailure(n == 1 ? TlsHandshakeFailure::kNotTls : TlsHandshakeFailure::kClosed);
+  close(fd);
+  return true;
+}
+
 void ChannelAcceptor::AcceptLoop(grpc::Server& server) {
-  pollfd fds[3] = {{listen_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}, {watch_fd_, POLLIN, 0}};
-  int timeout_ms = -1;
+  using Clock = std::chrono::steady_clock;
+  // fds[0]: the listener, fds[1]: Stop(), fds[2]: the watch set, then the
+  // TLS connections waiting for their first byte, in the order of `waiting`.
+  constexpr size_t kFirstWaiting = 3;
+  struct Waiting {
+    sockaddr_storage peer;
+    Clock::time_point deadline;
+  };
+  std::vector<pollfd> fds = {{listen_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}, {watch_fd_, POLLIN, 0}};
+  std::vector<Waiting> waiting;
+  Clock::time_point retry_accept_at = Clock::time_point::max();
   for (;;) {
-    for (pollfd& p : fds) p.revents = 0;
-    const int ready = poll(fds, 3, timeout_ms);
-    if (ready < 0) {
-      if (errno == EINTR) continue;
-      return;  // cannot happen with valid descriptors
+    const Clock::time_point now = Clock::now();
+    Clock::time_point wake_at = retry_accept_at;
+    for (const Waiting& w : waiting) wake_at = std::min(wake_at, w.deadline);
+    int timeout_ms = -1;
+    if (wake_at != Clock::time_point::max()) {
+      timeout_ms = static_cast<int>(
+          std::chrono::ceil<std::chrono::milliseconds>(std::max(wake_at - now, Clock::duration::zero())).count());
     }
-    if (fds[1].revents != 0) return;  // Stop()
+    const bool may_accept = waiting.size() < kMaxWaitingForHello && retry_accept_at == Clock::time_point::max();
+    fds[0].events = may_accept ? POLLIN : 0;
+    const int ready = poll(fds.data(), fds.size(), timeout_ms);
+    if (ready < 0) {
+      if (errno == EINTR) continue;  // revents are not set: poll again
+      break;                         // cannot happen with valid descriptors
+    }
+    if (fds[1].revents != 0) break;  // Stop()
     if (fds[2].revents != 0) Reap(0);
-    // Accept when the listener is ready, or when the wait after running out
-    // of descriptors is over.
-    if (ready > 0 && fds[0].revents == 0) continue;
-    timeout_ms = -1;
+    const Clock::time_point after = Clock::now();
+    if (after >= retry_accept_at) retry_accept_at = Clock::time_point::max();
+    // The waiting connections first (their entries move as they go).
+    for (size_t i = waiting.size(); i-- > 0;) {
+      pollfd& p = fds[kFirstWaiting + i];
+      bool done = false;
+      if (p.revents != 0) done = OnFirstByte(p.fd, waiting[i].peer);
+      if (!done && after >= waiting[i].deadline) {
+        tls_.backend->CountTlsHandshakeFailure(TlsHandshakeFailure::kTimeout);
+        close(p.fd);
+        done = true;
+      }
+      if (done) {
+        fds.erase(fds.begin() + static_cast<std::ptrdiff_t>(kFirstWaiting + i));
+        waiting.erase(waiting.begin() + static_cast<std::ptrdiff_t>(i));
+      }
+    }
+    if (fds[0].revents == 0) continue;
     for (;;) {  // every connection waiting, then poll again
-      const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      sockaddr_storage peer{};
+      socklen_t peer_length = sizeof peer;
+      const int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer), &peer_length,
+                             SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-          timeout_ms = static_cast<int>(kRetryWhenOutOfDescriptors.count());
+          retry_accept_at = Clock::now() + kRetryWhenOutOfDescriptors;
         }
         break;  // EAGAIN, or the peer gave up (ECONNABORTED): nothing to do
       }
-      if (!HandOver(server, fd)) {
-        timeout_ms = static_cast<int>(kRetryWhenOutOfDescriptors.count());
-        break;
+      // What gRPC's own listener sets: each reply leaves at once unless
+      // ReplyCoalescer holds it.
+      const int one = 1;
+      (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      if (!tls_enabled_) {
+        if (!Watch(fd)) {
+          retry_accept_at = Clock::now() + kRetryWhenOutOfDescriptors;
+          break;
+        }
+        grpc::AddInsecureChannelFromFd(&server, fd);  // gRPC owns the descriptor now
+        continue;
       }
+      fds.push_back({fd, POLLIN, 0});
+      waiting.push_back({peer, Clock::now() + tls_.handshake_timeout});
+      if (waiting.size() >= kMaxWaitingForHello) break;
     }
   }
+  for (size_t i = kFirstWaiting; i < fds.size(); ++i) close(fds[i].fd);  // stopped before their first byte
 }
 
-bool ChannelAcceptor::HandOver(grpc::Server& server, int fd) {
+bool ChannelAcceptor::Watch(int fd) {
   const int watch = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (watch < 0) {  // out of descriptors, in effect
     close(fd);
@@ -186,11 +257,6 @@ bool ChannelAcceptor::HandOver(grpc::Server& server, int fd) {
     return false;
   }
   watched_.emplace(watch, false);
-  // What gRPC's own listener sets: each reply leaves at once unless
-  // ReplyCoalescer holds it.
-  const int one = 1;
-  (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  grpc::AddInsecureChannelFromFd(&server, fd);  // gRPC owns the descriptor now
   return true;
 }
 

@@ -7,8 +7,19 @@
 // the other fronts' (no SO_REUSEPORT: a second server on the same port fails
 // to start instead of sharing it).
 //
-// One thread waits in poll(2) on the listening socket and an eventfd that
-// Stop() signals. After Stop() returns no channel is added any more, so the
+// TLS (SetTls): the connection goes to gRPC through an
+// ExternalConnectionAcceptor with TLS credentials instead (tls_credentials.h
+// says why), once its first byte has arrived and starts a TLS handshake
+// record. Waiting for that byte here, on this thread, is what lets the front
+// count the failures that gRPC would not report: a plaintext client (closed
+// at its first byte), one that closes first, and one that sends nothing until
+// the handshake deadline. After the hand-over gRPC enforces the same deadline
+// (GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS) on the rest of the handshake, so a
+// stalled handshake lasts at most twice the deadline.
+//
+// One thread waits in poll(2) on the listening socket, an eventfd that
+// Stop() signals, the watch set below, and the connections waiting for their
+// first byte. After Stop() returns no channel is added any more, so the
 // server's shutdown that follows sees every connection.
 //
 // It also knows when gRPC is done with each connection, which the stop waits
@@ -29,17 +40,39 @@
 #include <system_error>
 #include <thread>
 
+#include <sys/socket.h>
+
+#include "grpc/backend.h"
+
 namespace grpc {
 class Server;
+namespace experimental {
+class ExternalConnectionAcceptor;
 }
+}  // namespace grpc
 
 namespace katsubushi::grpc_api {
+
+class PeerSockets;
 
 class ChannelAcceptor {
  public:
   // Out of descriptors (EMFILE/ENFILE): wait this long before accepting
   // again rather than spin on the pending connection.
   static constexpr std::chrono::milliseconds kRetryWhenOutOfDescriptors{100};
+  // TLS: connections waiting for their first byte at once. Past this the
+  // listener is not polled (new connections wait in the kernel's backlog),
+  // which bounds this thread's memory and poll set.
+  static constexpr size_t kMaxWaitingForHello = 4096;
+  // The first byte of a TLS handshake record (RFC 8446, 5.1).
+  static constexpr unsigned char kTlsHandshakeRecord = 0x16;
+
+  struct Tls {
+    grpc::experimental::ExternalConnectionAcceptor* acceptor;  // with TLS credentials
+    PeerSockets* peers;                                          // told of each connection
+    Backend* backend;                                            // counts the failures
+    std::chrono::milliseconds handshake_timeout;
+  };
 
   ChannelAcceptor() = default;
   ~ChannelAcceptor();
@@ -52,6 +85,13 @@ class ChannelAcceptor {
   // ("127.0.0.1", "[::1]"). Port 0 picks an ephemeral port.
   std::error_code Listen(const std::string& address, uint16_t port);
   uint16_t port() const { return port_; }
+
+  // Before Start(): hand connections over with TLS. What `tls` points to
+  // must outlive Stop().
+  void SetTls(const Tls& tls) {
+    tls_ = tls;
+    tls_enabled_ = true;
+  }
 
   // Starts accepting into `server`, which must outlive Stop(). After a
   // successful Listen(), once.
@@ -73,13 +113,17 @@ class ChannelAcceptor {
 
  private:
   void AcceptLoop(grpc::Server& server);
-  // Hands `fd` to `server`, watched. False when it cannot be watched: then it
-  // is closed instead (the client sees a reset and may retry).
-  bool HandOver(grpc::Server& server, int fd);
+  // Puts a duplicate of `fd` in the watch set. False when it cannot: then
+  // `fd` is closed instead (the client sees a reset and may retry).
+  bool Watch(int fd);
+  // The first byte of a TLS connection came, or not yet (false: keep waiting).
+  bool OnFirstByte(int fd, const sockaddr_storage& peer);
   // Closes the duplicates of connections gRPC has ended; waits up to
   // `timeout_ms` (epoll_wait's) for the first.
   void Reap(int timeout_ms);
 
+  Tls tls_{};
+  bool tls_enabled_ = false;
   int listen_fd_ = -1;
   int wake_fd_ = -1;
   int watch_fd_ = -1;  // epoll set of the duplicates

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <climits>
 #include <condition_variable>
 #include <mutex>
 #include <string>
@@ -18,7 +19,10 @@
 #include "grpc/call_queue.h"
 #include "grpc/channel_acceptor.h"
 #include "grpc/goaway.h"
+#include "grpc/grpc_log.h"
 #include "grpc/health_service.h"
+#include "grpc/peer_sockets.h"
+#include "grpc/tls_credentials.h"
 #include "katsubushi.grpc.pb.h"
 
 namespace katsubushi::grpc_api {
@@ -68,6 +72,11 @@ struct GrpcServer::Impl {
   CallCounter calls;
   AsyncServices services;
   HealthService health;
+  // TLS only: the credentials gRPC's handshakes use, the acceptor that hands
+  // it connections with them, and the descriptors of those connections.
+  std::shared_ptr<grpc::ServerCredentials> tls_credentials;
+  std::unique_ptr<grpc::experimental::ExternalConnectionAcceptor> tls_acceptor;
+  std::unique_ptr<PeerSockets> peers;
   ChannelAcceptor acceptor;
   // Before `server`, so destroyed after it, as gRPC requires.
   std::vector<std::unique_ptr<CallQueue>> queues;
@@ -89,7 +98,10 @@ struct GrpcServer::Impl {
 GrpcServer::GrpcServer(Backend& backend, GrpcOptions options)
     : impl_(std::make_unique<Impl>(backend, std::move(options))) {}
 
-GrpcServer::~GrpcServer() { Drain(std::chrono::steady_clock::now()); }
+GrpcServer::~GrpcServer() {
+  Drain(std::chrono::steady_clock::now());
+  if (impl_->options.tls) DetachGrpcLog(impl_->backend);
+}
 
 std::error_code GrpcServer::Start() {
   Impl& im = *impl_;
@@ -114,11 +126,25 @@ std::error_code GrpcServer::Start() {
                              : std::max<size_t>(1, std::thread::hardware_concurrency());
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues;
   for (size_t i = 0; i < threads; ++i) queues.push_back(builder.AddCompletionQueue());
+  if (im.options.tls) {
+    AttachGrpcLog(im.backend);  // counts gRPC's handshake failures (grpc_log.h)
+    std::string error;
+    im.tls_credentials = MakeTlsCredentials(im.backend, &error);
+    if (!im.tls_credentials) return std::make_error_code(std::errc::invalid_argument);
+    im.tls_acceptor = builder.experimental().AddExternalConnectionAcceptor(
+        grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD, im.tls_credentials);
+    im.peers = std::make_unique<PeerSockets>(im.backend);
+    im.health.SetPeers(im.peers.get());
+    const int64_t timeout_ms = std::clamp<int64_t>(im.options.handshake_timeout.count(), 1, INT_MAX);
+    builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, static_cast<int>(timeout_ms));
+    im.acceptor.SetTls({im.tls_acceptor.get(), im.peers.get(), &im.backend,
+                        std::chrono::milliseconds(timeout_ms)});
+  }
   im.server = builder.BuildAndStart();
   if (!im.server) return std::make_error_code(std::errc::not_enough_memory);
   for (auto& queue : queues) {
-    im.queues.push_back(
-        std::make_unique<CallQueue>(im.services, im.backend, im.calls, std::move(queue)));
+    im.queues.push_back(std::make_unique<CallQueue>(im.services, im.backend, im.calls, std::move(queue),
+                                                    im.peers.get()));
     im.queues.back()->Start();
   }
   im.acceptor.Start(*im.server);

@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "grpc/peer_sockets.h"
+
 namespace katsubushi::grpc_api {
 
 using grpc::health::v1::HealthCheckRequest;
@@ -38,8 +40,9 @@ HealthService::ServingStatus HealthService::StatusOf(const std::string& service)
   return serving_ ? HealthCheckResponse::SERVING : HealthCheckResponse::NOT_SERVING;
 }
 
-grpc::Status HealthService::Check(grpc::ServerContext*, const HealthCheckRequest* request,
+grpc::Status HealthService::Check(grpc::ServerContext* context, const HealthCheckRequest* request,
                                   HealthCheckResponse* response) {
+  if (peers_ != nullptr) (void)peers_->Find(context->peer());
   std::lock_guard lock(mutex_);
   const ServingStatus status = StatusOf(request->service());
   // What gRPC's default service answers for a name it does not know.
@@ -52,6 +55,7 @@ grpc::Status HealthService::Check(grpc::ServerContext*, const HealthCheckRequest
 
 grpc::Status HealthService::Watch(grpc::ServerContext* context, const HealthCheckRequest* request,
                                   grpc::ServerWriter<HealthCheckResponse>* writer) {
+  if (peers_ != nullptr) (void)peers_->Find(context->peer());
   std::unique_lock lock(mutex_);
   if (watches_ >= kMaxWatches) {
     return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,

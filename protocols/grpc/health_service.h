@@ -24,6 +24,8 @@
 
 namespace katsubushi::grpc_api {
 
+class PeerSockets;
+
 class HealthService final : public grpc::health::v1::Health::Service {
  public:
   static constexpr int kMaxWatches = 64;
@@ -33,6 +35,10 @@ class HealthService final : public grpc::health::v1::Health::Service {
 
   // `generator_service`: the service name reported besides "".
   explicit HealthService(std::string generator_service);
+
+  // TLS: a connection that only asks for health (a probe) has its handshake
+  // counted too (peer_sockets.h). Before the server starts.
+  void SetPeers(PeerSockets* peers) { peers_ = peers; }
 
   void SetServing(bool serving);
   // NOT_SERVING from now on, and every Watch ends, once it has sent that.
@@ -53,6 +59,7 @@ class HealthService final : public grpc::health::v1::Health::Service {
   ServingStatus StatusOf(const std::string& service) const;  // with mutex_ held
 
   const std::string generator_service_;
+  PeerSockets* peers_ = nullptr;
   std::mutex mutex_;
   std::condition_variable changed_;
   bool serving_ = false;    // guarded by mutex_

@@ -6,6 +6,8 @@
 
 #include <charconv>
 
+#include "grpc/peer_sockets.h"
+
 namespace katsubushi::grpc_api {
 namespace {
 
@@ -28,8 +30,18 @@ int ReplyCoalescer::DescriptorOf(std::string_view peer) {
   return fd;
 }
 
-void ReplyCoalescer::BeforeReply(std::string_view peer) {
+int ReplyCoalescer::Find(std::string_view peer) {
   const int fd = DescriptorOf(peer);
+  if (fd >= 0 || peers_ == nullptr) return fd;
+  if (last_peer_fd_ < 0 || peer != last_peer_) {
+    last_peer_fd_ = peers_->Find(peer);
+    last_peer_.assign(peer);
+  }
+  return last_peer_fd_;
+}
+
+void ReplyCoalescer::BeforeReply(std::string_view peer) {
+  const int fd = Find(peer);
   if (fd < 0) {
     ++counts_.uncorkable;
     return;
@@ -55,6 +67,8 @@ void ReplyCoalescer::Flush() {
     if (s.held > 0) SetCork(s.fd, false);
   }
   sockets_.clear();
+  // The next batch may see a new connection from the same address.
+  last_peer_fd_ = -1;
 }
 
 }  // namespace katsubushi::grpc_api

@@ -18,11 +18,17 @@
 // kMaxCompletionsPerBatch completions that are already waiting.
 //
 // Which socket: this front accepts its connections itself and hands each to
-// gRPC by descriptor, and gRPC names such a peer "fd:<descriptor>". A call
+// gRPC by descriptor, and gRPC names such a peer "fd:<descriptor>"; a TLS
+// connection is named by its address instead, and PeerSockets finds its
+// descriptor (peer_sockets.h). A call
 // holds its connection's transport, so the descriptor stays open while the
 // call is alive; Flush() must run before finished calls are deleted. A peer
 // named otherwise is simply not corked, and counted (TakeCounts(), exported
 // to /metrics), so a gRPC that stops naming peers so shows.
+//
+// TLS: gRPC encrypts each reply into its own TLS record and writes it with
+// its own sendmsg, as in plaintext, so corking the socket coalesces the
+// records into full segments the same way.
 //
 // One per completion-queue thread; not thread-safe. Two threads corking one
 // socket are harmless: whichever uncorks first sends what both queued.
@@ -30,11 +36,14 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 namespace katsubushi::grpc_api {
+
+class PeerSockets;
 
 class ReplyCoalescer {
  public:
@@ -46,7 +55,8 @@ class ReplyCoalescer {
   // too many leaves it idle (the README's Benchmarks has the sweep).
   static constexpr int kRepliesPerFlush = 24;
 
-  ReplyCoalescer() = default;
+  // `peers`: finds the descriptors of TLS connections; null without TLS.
+  explicit ReplyCoalescer(PeerSockets* peers = nullptr) : peers_(peers) {}
   ReplyCoalescer(const ReplyCoalescer&) = delete;
   ReplyCoalescer& operator=(const ReplyCoalescer&) = delete;
   ~ReplyCoalescer() { Flush(); }
@@ -72,8 +82,15 @@ class ReplyCoalescer {
     int fd;
     int held;  // replies queued behind the cork; 0: not corked
   };
+  int Find(std::string_view peer);
+
+  PeerSockets* const peers_;
   // The sockets that replied in this batch: a handful, so a vector.
   std::vector<Socket> sockets_;
+  // The last TLS peer found in this batch: consecutive replies on one
+  // connection look it up once (PeerSockets takes a lock).
+  std::string last_peer_;
+  int last_peer_fd_ = -1;
   Counts counts_;
 };
 

@@ -136,20 +136,9 @@ ServerContext MakeServerContext(const CertificateSet& set, const std::vector<std
   return ctx;
 }
 
-TlsHandshakeFailure ClassifyHandshakeFailure(const SSL* ssl, int ssl_error) {
-  const unsigned long code = ERR_peek_last_error();
-  ERR_clear_error();
-  if (ssl_error == SSL_ERROR_ZERO_RETURN) return TlsHandshakeFailure::kClosed;
-  if (ssl_error == SSL_ERROR_SYSCALL && code == 0) return TlsHandshakeFailure::kClosed;  // EOF or reset
-  return ClassifyHandshakeError(ssl, code);
-}
-
-TlsHandshakeFailure ClassifyHandshakeError(const SSL* ssl, unsigned long code) {
-  if (ERR_GET_LIB(code) != ERR_LIB_SSL) {
-    // A certificate the client CA did not sign fails in X509 verification.
-    if (ssl != nullptr && SSL_get_verify_result(ssl) != X509_V_OK) return TlsHandshakeFailure::kClientCertificate;
-    return code == 0 ? TlsHandshakeFailure::kClosed : TlsHandshakeFailure::kOther;
-  }
+TlsHandshakeFailure ClassifyOpenSslError(unsigned long code) {
+  if (code == 0) return TlsHandshakeFailure::kClosed;
+  if (ERR_GET_LIB(code) != ERR_LIB_SSL) return TlsHandshakeFailure::kOther;
   switch (ERR_GET_REASON(code)) {
     case SSL_R_UNEXPECTED_EOF_WHILE_READING:  // OpenSSL 3's name for an EOF mid-handshake
       return TlsHandshakeFailure::kClosed;
@@ -183,6 +172,19 @@ TlsHandshakeFailure ClassifyHandshakeError(const SSL* ssl, unsigned long code) {
     return TlsHandshakeFailure::kRejectedByClient;
   }
   return TlsHandshakeFailure::kOther;
+}
+
+TlsHandshakeFailure ClassifyHandshakeFailure(const SSL* ssl, int ssl_error) {
+  const unsigned long code = ERR_peek_last_error();
+  ERR_clear_error();
+  if (ssl_error == SSL_ERROR_ZERO_RETURN) return TlsHandshakeFailure::kClosed;
+  if (ssl_error == SSL_ERROR_SYSCALL && code == 0) return TlsHandshakeFailure::kClosed;  // EOF or reset
+  if (ERR_GET_LIB(code) != ERR_LIB_SSL) {
+    // A certificate the client CA did not sign fails in X509 verification.
+    if (ssl != nullptr && SSL_get_verify_result(ssl) != X509_V_OK) return TlsHandshakeFailure::kClientCertificate;
+    return code == 0 ? TlsHandshakeFailure::kClosed : TlsHandshakeFailure::kOther;
+  }
+  return ClassifyOpenSslError(code);
 }
 
 std::unique_ptr<ServerContextSource> ServerContextSource::Make(const CertificateStore& store,

@@ -46,9 +46,10 @@ ServerContext MakeServerContext(const CertificateSet& certificates, const std::v
 // to the failed call; read it (and the error queue, which this empties)
 // before anything else touches OpenSSL on this thread.
 TlsHandshakeFailure ClassifyHandshakeFailure(const ssl_st* ssl, int ssl_error);
-// The same for a handshake that failed with OpenSSL error `code` (from
-// ERR_get_error(), as Asio's SSL error codes carry it).
-TlsHandshakeFailure ClassifyHandshakeError(const ssl_st* ssl, unsigned long code);
+
+// Why a handshake failed, from the OpenSSL error code alone (0: the peer
+// closed), for handshakes run elsewhere that report only the code (gRPC's).
+TlsHandshakeFailure ClassifyOpenSslError(unsigned long code);
 
 // The context for new connections of one front: rebuilt from the store's
 // current set when its generation moved on, shared until then.

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "grpc/core_backend.h"
+#include "katsubushi/limits.h"
 #include "katsubushi/tls/certificate_store.h"
 #include "katsubushi/tls/tls_server.h"
 #include "reload_signal.h"
@@ -119,7 +120,7 @@ std::string Fronts::Start() {
     options.port = static_cast<uint16_t>(config_.grpc_port);
     options.threads = threads_.cpus;
     options.tls = config_.tls.grpc && certificates_ != nullptr;
-    if (config_.idle_timeout.count() > 0) options.handshake_timeout = config_.idle_timeout;
+    options.handshake_timeout = TlsHandshakeTimeout(config_.idle_timeout);
     std::string error;
     grpc_ = grpc_api::LoadGrpcFront(*grpc_backend_, options, &error);
     if (!grpc_) return fail("gRPC: " + error);

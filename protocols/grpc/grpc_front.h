@@ -19,6 +19,7 @@
 #include <system_error>
 
 #include "grpc/backend.h"
+#include "katsubushi/limits.h"
 #include "net/front.h"
 
 namespace katsubushi::grpc_api {
@@ -29,19 +30,15 @@ struct GrpcOptions {
   // The largest request message accepted (RESOURCE_EXHAUSTED beyond): ours
   // are a few bytes, reflection's a symbol or file name.
   static constexpr int kMaxRequestBytes = 64 * 1024;
-  // A TLS handshake's deadline when there is no idle timeout (gRPC's own
-  // default): a client that stalls is closed after this.
-  static constexpr std::chrono::milliseconds kDefaultHandshakeTimeout{120'000};
-
   std::string address;  // empty: every IPv4 and IPv6 address; else a literal
   uint16_t port = 0;     // 0: an ephemeral port (see port())
   size_t threads = 0;    // threads serving calls, each with its queue; 0: one per core
   // TLS with Backend::Certificates() (tls_credentials.h); plaintext when false.
   bool tls = false;
   // A TLS client's time to send its first byte, and then gRPC's to finish
-  // the handshake (channel_acceptor.h): the idle timeout applies to the
-  // handshake too. Longer, and the connection is closed.
-  std::chrono::milliseconds handshake_timeout = kDefaultHandshakeTimeout;
+  // the handshake (channel_acceptor.h): TlsHandshakeTimeout(-idle-timeout),
+  // as on the other fronts. Longer, and the connection is closed.
+  std::chrono::milliseconds handshake_timeout = kTlsHandshakeTimeout;
 };
 
 // The gRPC front stops like every other (net::Front); only the port is its own.

@@ -10,11 +10,6 @@
 namespace katsubushi::net {
 namespace {
 
-std::chrono::milliseconds HandshakeTimeout(std::chrono::milliseconds idle_timeout) {
-  if (idle_timeout.count() <= 0) return kTlsHandshakeTimeout;  // no idle limit: the handshake's own
-  return std::min(idle_timeout, kTlsHandshakeTimeout);
-}
-
 // Why a handshake that ended with `ec` failed: TLS said why (TlsStream's
 // protocol_error), or the socket did, which means the client went.
 TlsHandshakeFailure Classify(const boost::system::error_code& ec, const tls::TlsPipe& pipe, bool timed_out) {
@@ -27,7 +22,7 @@ TlsHandshakeFailure Classify(const boost::system::error_code& ec, const tls::Tls
 
 TlsAcceptor::TlsAcceptor(std::shared_ptr<tls::ServerContextSource> source, FrontLabel front, Stats& stats,
                          std::chrono::milliseconds idle_timeout)
-    : source_(std::move(source)), front_(front), stats_(stats), handshake_timeout_(HandshakeTimeout(idle_timeout)) {}
+    : source_(std::move(source)), front_(front), stats_(stats), handshake_timeout_(TlsHandshakeTimeout(idle_timeout)) {}
 
 std::unique_ptr<tls::TlsPipe> TlsAcceptor::NewPipe() const {
   // The session holds its own reference to the context: a rotation while

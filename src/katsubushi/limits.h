@@ -19,4 +19,10 @@ inline constexpr size_t kMaxIdsPerRequest = 1000;
 // takes a few round trips.
 inline constexpr std::chrono::milliseconds kTlsHandshakeTimeout{10'000};
 
+// The handshake deadline of a front whose idle timeout is `idle_timeout`
+// (0: none), the same on every front.
+inline constexpr std::chrono::milliseconds TlsHandshakeTimeout(std::chrono::milliseconds idle_timeout) {
+  return idle_timeout.count() > 0 && idle_timeout < kTlsHandshakeTimeout ? idle_timeout : kTlsHandshakeTimeout;
+}
+
 }  // namespace katsubushi

@@ -14,7 +14,9 @@ namespace {
 // protocol_error), or the socket did, which means the client went.
 TlsHandshakeFailure Classify(const boost::system::error_code& ec, const tls::TlsPipe& pipe, bool timed_out) {
   if (timed_out) return TlsHandshakeFailure::kTimeout;
-  if (ec == boost::system::errc::protocol_error) return pipe.handshake_failure();
+  if (ec == boost::system::errc::protocol_error) {
+    return tls::ClassifyHandshakeFailure(pipe.ssl(), pipe.failure().ssl_error, pipe.failure().code);
+  }
   return TlsHandshakeFailure::kClosed;  // eof, reset, broken pipe
 }
 

@@ -16,8 +16,7 @@
 //
 // Errors: the next layer's as they are (eof when the peer closed, with or
 // without close_notify; Beast's timeout); a TLS failure is
-// errc::protocol_error, and after a failed handshake pipe().handshake_failure()
-// says why.
+// errc::protocol_error, and pipe().failure() says what OpenSSL said.
 #pragma once
 
 #include <boost/asio/buffer.hpp>

@@ -466,8 +466,10 @@ TEST_F(TlsServerTest, APipeFailsAGarbageClientHelloWithItsReasonAndAnAlert) {
     std::copy(garbage.begin(), garbage.end(), room.begin());
     pipe->CommitInput(garbage.size());
     EXPECT_EQ(pipe->Handshake(), TlsPipe::Status::kFailed) << garbage;
-    EXPECT_EQ(pipe->handshake_failure(), garbage[0] == 'g' ? TlsHandshakeFailure::kNotTls : TlsHandshakeFailure::kOther)
+    EXPECT_EQ(ClassifyHandshakeFailure(pipe->ssl(), pipe->failure().ssl_error, pipe->failure().code),
+              garbage[0] == 'g' ? TlsHandshakeFailure::kNotTls : TlsHandshakeFailure::kOther)
         << garbage;
+    EXPECT_FALSE(pipe->failure().text.empty());
     if (garbage[0] == 'g') continue;  // not a TLS record: OpenSSL has no record to answer in
     ASSERT_FALSE(pipe->output().empty());
     EXPECT_EQ(pipe->output()[0], '\x15');  // an alert record

@@ -4,14 +4,13 @@
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 
-#include <algorithm>
-#include <climits>
+#include <span>
+
+#include "katsubushi/tls/tls_pipe.h"
 
 namespace katsubushi::tls {
 namespace {
 
-// One TLS record at most: what one recv() or one flush moves.
-constexpr size_t kChunkBytes = 16 * 1024 + 512;
 // How much of a plaintext peer's answer a failure quotes.
 constexpr size_t kQuotedBytes = 40;
 
@@ -40,63 +39,44 @@ StreamFailure FromSocket(SocketResult r, StreamError on_error, int sys_errno) {
 
 }  // namespace
 
-struct ClientStream::Session {
-  std::unique_ptr<SSL, void (*)(SSL*)> ssl{nullptr, SSL_free};
-  BIO* in = nullptr;   // bytes from the peer, for OpenSSL to read (owned by ssl)
-  BIO* out = nullptr;  // bytes OpenSSL wrote, for us to send (owned by ssl)
-};
-
-ClientStream::ClientStream(int fd, std::unique_ptr<Session> session) : fd_(fd), session_(std::move(session)) {}
+ClientStream::ClientStream(int fd, std::unique_ptr<TlsPipe> pipe) : fd_(fd), pipe_(std::move(pipe)) {}
 ClientStream::~ClientStream() = default;
 
 std::unique_ptr<ClientStream> ClientStream::Connect(int fd, const ClientContext& context, std::string_view name,
                                                     bool check_name, Deadline deadline, StreamFailure* failure) {
   ERR_clear_error();
-  auto session = std::make_unique<Session>();
-  session->ssl.reset(SSL_new(context.get()));
-  if (!session->ssl) {
+  std::unique_ptr<TlsPipe> pipe = TlsPipe::NewClient(context.get());
+  if (!pipe) {
     *failure = {StreamError::kTls, 0, DrainSslErrors("cannot start a TLS session")};
     return nullptr;
   }
-  session->in = BIO_new(BIO_s_mem());
-  session->out = BIO_new(BIO_s_mem());
-  if (session->in == nullptr || session->out == nullptr) {
-    BIO_free(session->in);
-    BIO_free(session->out);
-    *failure = {StreamError::kTls, 0, DrainSslErrors("cannot start a TLS session")};
-    return nullptr;
-  }
-  SSL_set_bio(session->ssl.get(), session->in, session->out);
-  SSL_set_connect_state(session->ssl.get());
   std::string error;
-  if (!PrepareClientSession(session->ssl.get(), name, check_name, &error)) {
+  if (!PrepareClientSession(pipe->ssl(), name, check_name, &error)) {
     *failure = {StreamError::kTls, 0, std::move(error)};
     return nullptr;
   }
-  std::unique_ptr<ClientStream> stream(new ClientStream(fd, std::move(session)));
+  std::unique_ptr<ClientStream> stream(new ClientStream(fd, std::move(pipe)));
   if (!stream->Handshake(deadline, failure)) return nullptr;
   return stream;
 }
 
 bool ClientStream::Flush(Deadline deadline, StreamFailure* failure) {
-  char buf[kChunkBytes];
-  while (true) {
-    const int n = BIO_read(session_->out, buf, sizeof buf);
-    if (n <= 0) return true;
-    int sys_errno = 0;
-    const SocketResult r = SendAll(fd_, std::string_view(buf, static_cast<size_t>(n)), deadline, &sys_errno);
-    if (r != SocketResult::kOk) {
-      *failure = FromSocket(r, StreamError::kSend, sys_errno);
-      return false;
-    }
+  if (pipe_->output().empty()) return true;
+  int sys_errno = 0;
+  const SocketResult r = SendAll(fd_, pipe_->output(), deadline, &sys_errno);
+  if (r != SocketResult::kOk) {
+    *failure = FromSocket(r, StreamError::kSend, sys_errno);
+    return false;
   }
+  pipe_->ConsumeOutput(pipe_->output().size());
+  return true;
 }
 
 bool ClientStream::Fill(Deadline deadline, bool handshaking, StreamFailure* failure) {
-  char buf[kChunkBytes];
+  const std::span<char> room = pipe_->InputRoom();
   size_t size = 0;
   int sys_errno = 0;
-  const SocketResult r = ReceiveSome(fd_, buf, sizeof buf, &size, deadline, /*wait_first=*/true, &sys_errno);
+  const SocketResult r = ReceiveSome(fd_, room.data(), room.size(), &size, deadline, /*wait_first=*/true, &sys_errno);
   if (r != SocketResult::kOk) {
     *failure = FromSocket(r, StreamError::kReceive, sys_errno);
     if (r == SocketResult::kClosed && handshaking) {
@@ -105,79 +85,72 @@ bool ClientStream::Fill(Deadline deadline, bool handshaking, StreamFailure* fail
     }
     return false;
   }
-  if (handshaking && !heard_from_peer_ && !StartsLikeTls(static_cast<unsigned char>(buf[0]))) {
-    *failure = {StreamError::kNotTls, 0, Quote(buf, size)};
+  if (handshaking && !heard_from_peer_ && !StartsLikeTls(static_cast<unsigned char>(room[0]))) {
+    *failure = {StreamError::kNotTls, 0, Quote(room.data(), size)};
     return false;
   }
   heard_from_peer_ = true;
-  BIO_write(session_->in, buf, static_cast<int>(size));
+  pipe_->CommitInput(size);
   return true;
 }
 
 bool ClientStream::Handshake(Deadline deadline, StreamFailure* failure) {
-  SSL* ssl = session_->ssl.get();
   while (true) {
-    const int rc = SSL_do_handshake(ssl);
+    const TlsPipe::Status status = pipe_->Handshake();
     if (!Flush(deadline, failure)) return false;
-    if (rc == 1) return true;
-    if (SSL_get_error(ssl, rc) == SSL_ERROR_WANT_READ) {
+    if (status == TlsPipe::Status::kDone) return true;
+    if (status == TlsPipe::Status::kWantInput) {
       if (!Fill(deadline, /*handshaking=*/true, failure)) return false;
       continue;
     }
-    const long verify = SSL_get_verify_result(ssl);
+    const long verify = SSL_get_verify_result(pipe_->ssl());
     if (verify != X509_V_OK) {
       const bool name = verify == X509_V_ERR_HOSTNAME_MISMATCH || verify == X509_V_ERR_IP_ADDRESS_MISMATCH;
       *failure = {name ? StreamError::kCertificateName : StreamError::kCertificate, 0,
                   X509_verify_cert_error_string(verify)};
-      ERR_clear_error();
     } else {
-      *failure = {StreamError::kTls, 0, DrainSslErrors("the server refused the handshake")};
+      *failure = {StreamError::kTls, 0, Reason("the server refused the handshake")};
     }
     return false;
   }
 }
 
 bool ClientStream::WriteAll(std::string_view bytes, Deadline deadline, StreamFailure* failure) {
-  ERR_clear_error();
-  while (!bytes.empty()) {
-    const int n = SSL_write(session_->ssl.get(), bytes.data(), static_cast<int>(std::min<size_t>(bytes.size(), INT_MAX)));
-    if (n <= 0) {
-      // Memory buffers never refuse a write; anything else is the session's end.
-      *failure = {StreamError::kTls, 0, DrainSslErrors("the TLS session ended")};
-      return false;
-    }
-    bytes.remove_prefix(static_cast<size_t>(n));
+  size_t written = 0;
+  if (pipe_->Write(bytes, &written) != TlsPipe::Status::kDone) {
+    // The pipe's buffers never refuse a write; anything else is the session's end.
+    *failure = {StreamError::kTls, 0, Reason("the TLS session ended")};
+    return false;
   }
   return Flush(deadline, failure);
 }
 
 bool ClientStream::Read(char* buf, size_t capacity, size_t* size, Deadline deadline, StreamFailure* failure) {
-  SSL* ssl = session_->ssl.get();
-  ERR_clear_error();
   while (true) {
-    const int n = SSL_read(ssl, buf, static_cast<int>(std::min<size_t>(capacity, INT_MAX)));
-    if (n > 0) {
-      *size = static_cast<size_t>(n);
-      return true;
-    }
-    const int reason = SSL_get_error(ssl, n);
+    const TlsPipe::Status status = pipe_->Read({buf, capacity}, size);
+    if (status == TlsPipe::Status::kDone) return true;
     // A TLS 1.3 session ticket or key update may want an answer sent.
     if (!Flush(deadline, failure)) return false;
-    if (reason == SSL_ERROR_WANT_READ) {
+    if (status == TlsPipe::Status::kWantInput) {
       // A raw close without close_notify ends here as kClosed: the replies
       // read over these streams frame themselves, so a truncation shows.
       if (!Fill(deadline, /*handshaking=*/false, failure)) return false;
       continue;
     }
-    if (reason == SSL_ERROR_ZERO_RETURN) {
+    if (status == TlsPipe::Status::kClosed) {
       *failure = {StreamError::kClosed, 0, "the server closed the TLS session"};
       return false;
     }
     // With TLS 1.3 a server refuses a client certificate after the client's
     // handshake is done: its alert arrives here.
-    *failure = {StreamError::kTls, 0, DrainSslErrors("the TLS session failed")};
+    *failure = {StreamError::kTls, 0, Reason("the TLS session failed")};
     return false;
   }
+}
+
+std::string ClientStream::Reason(std::string_view what) const {
+  const std::string& said = pipe_->failure().text;
+  return said.empty() ? std::string(what) : said;
 }
 
 }  // namespace katsubushi::tls

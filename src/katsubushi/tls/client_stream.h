@@ -2,8 +2,8 @@
 // socket, for every TLS connection this process dials (the Redis transport,
 // katsubushi::Client's tls:// and https:// servers).
 //
-// OpenSSL works on memory buffers and this class moves the bytes with
-// socket_io.h: every wait ends by the caller's deadline (a server that stalls
+// OpenSSL works on memory buffers (a TlsPipe, as the server's fronts) and
+// this class moves the bytes with socket_io.h: every wait ends by the caller's deadline (a server that stalls
 // the handshake costs no more than the time allowed), every send is
 // send(MSG_NOSIGNAL) (never a SIGPIPE in an embedding program). Owning the
 // byte pump also lets a failure say what happened in the peer's terms:
@@ -31,6 +31,8 @@
 
 namespace katsubushi::tls {
 
+class TlsPipe;
+
 enum class StreamError { kTimeout, kClosed, kSend, kReceive, kNotTls, kCertificate, kCertificateName, kTls };
 
 struct StreamFailure {
@@ -57,17 +59,18 @@ class ClientStream {
   bool Read(char* buf, size_t capacity, size_t* size, Deadline deadline, StreamFailure* failure);
 
  private:
-  struct Session;
-  ClientStream(int fd, std::unique_ptr<Session> session);
+  ClientStream(int fd, std::unique_ptr<TlsPipe> pipe);
   bool Handshake(Deadline deadline, StreamFailure* failure);
   // Sends what OpenSSL queued for the peer.
   bool Flush(Deadline deadline, StreamFailure* failure);
-  // Receives from the socket into OpenSSL's input; `handshaking` checks that
+  // Receives from the socket into the pipe's input; `handshaking` checks that
   // the peer's first bytes are TLS.
   bool Fill(Deadline deadline, bool handshaking, StreamFailure* failure);
+  // OpenSSL's words for the failure, or `what` when it gave none.
+  std::string Reason(std::string_view what) const;
 
   int fd_;
-  std::unique_ptr<Session> session_;
+  std::unique_ptr<TlsPipe> pipe_;
   bool heard_from_peer_ = false;
 };
 

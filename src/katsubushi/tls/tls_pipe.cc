@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "katsubushi/tls/tls_server.h"
+#include "katsubushi/tls/tls_client.h"
 
 namespace katsubushi::tls {
 
@@ -55,7 +55,10 @@ struct PipeBio {
   }
 };
 
-std::unique_ptr<TlsPipe> TlsPipe::NewServer(SSL_CTX* context) {
+std::unique_ptr<TlsPipe> TlsPipe::NewServer(SSL_CTX* context) { return New(context, true); }
+std::unique_ptr<TlsPipe> TlsPipe::NewClient(SSL_CTX* context) { return New(context, false); }
+
+std::unique_ptr<TlsPipe> TlsPipe::New(SSL_CTX* context, bool server) {
   SSL* ssl = SSL_new(context);
   if (ssl == nullptr) return nullptr;
   BIO* bio = BIO_new(PipeBio::Method());
@@ -67,7 +70,11 @@ std::unique_ptr<TlsPipe> TlsPipe::NewServer(SSL_CTX* context) {
   BIO_set_data(bio, pipe.get());
   BIO_set_init(bio, 1);
   SSL_set_bio(ssl, bio, bio);  // one reference, owned by the session
-  SSL_set_accept_state(ssl);
+  if (server) {
+    SSL_set_accept_state(ssl);
+  } else {
+    SSL_set_connect_state(ssl);
+  }
   return pipe;
 }
 
@@ -92,7 +99,7 @@ void TlsPipe::ConsumeOutput(size_t n) {
   if (output_.empty() && output_.capacity() > kKeptOutputBytes) std::string().swap(output_);
 }
 
-TlsPipe::Status TlsPipe::Finish(int result, bool handshaking) {
+TlsPipe::Status TlsPipe::Finish(int result) {
   const int error = SSL_get_error(ssl_, result);
   switch (error) {
     case SSL_ERROR_WANT_READ:
@@ -102,24 +109,22 @@ TlsPipe::Status TlsPipe::Finish(int result, bool handshaking) {
     default:
       break;
   }
-  if (handshaking) {
-    handshake_failure_ = ClassifyHandshakeFailure(ssl_, error);  // empties the error queue
-  } else {
-    ERR_clear_error();
-  }
+  failure_.ssl_error = error;
+  failure_.code = ERR_peek_last_error();
+  failure_.text = DrainSslErrors("");  // empties the queue
   return Status::kFailed;
 }
 
 TlsPipe::Status TlsPipe::Handshake() {
   ERR_clear_error();
   const int result = SSL_do_handshake(ssl_);
-  return result == 1 ? Status::kDone : Finish(result, true);
+  return result == 1 ? Status::kDone : Finish(result);
 }
 
 TlsPipe::Status TlsPipe::Read(std::span<char> out, size_t* n) {
   ERR_clear_error();
   const int result = SSL_read_ex(ssl_, out.data(), out.size(), n);
-  return result == 1 ? Status::kDone : Finish(result, false);
+  return result == 1 ? Status::kDone : Finish(result);
 }
 
 TlsPipe::Status TlsPipe::Write(std::span<const char> in, size_t* n) {
@@ -128,7 +133,7 @@ TlsPipe::Status TlsPipe::Write(std::span<const char> in, size_t* n) {
     ERR_clear_error();
     size_t written = 0;
     const int result = SSL_write_ex(ssl_, in.data() + *n, in.size() - *n, &written);
-    if (result != 1) return Finish(result, false);
+    if (result != 1) return Finish(result);
     *n += written;
   }
   return Status::kDone;

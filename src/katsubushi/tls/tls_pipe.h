@@ -1,12 +1,15 @@
-// TlsPipe: one TLS session with no socket of its own. The owner moves bytes:
+// TlsPipe: one TLS session with no socket of its own, server or client: the
+// one TLS byte pump of this process (the fronts' TlsStream, and ClientStream
+// under the Redis client and katsubushi::Client). The owner moves bytes:
 // ciphertext read from the peer goes into InputRoom()/CommitInput(), and what
 // OpenSSL wrote for the peer waits in output() until the owner has sent it.
 // Between the two, Handshake(), Read() and Write() run OpenSSL's state
 // machine, each answering what it needs next. Keeping the I/O outside lets
 // the server's event loop read speculatively into the pipe (no readiness
-// wait per request) and keeps an idle session small: OpenSSL's record
-// buffers are released while empty (SSL_MODE_RELEASE_BUFFERS), and the pipe
-// holds only a small input buffer and what is not yet sent.
+// wait per request), lets a blocking client bound every wait by a deadline,
+// and keeps an idle session small: OpenSSL's record buffers are released
+// while empty (SSL_MODE_RELEASE_BUFFERS), and the pipe holds only a small
+// input buffer and what is not yet sent.
 //
 // Not thread-safe: one owner, one thread at a time.
 #pragma once
@@ -15,8 +18,6 @@
 #include <memory>
 #include <span>
 #include <string>
-
-#include "katsubushi/tls_handshake_failure.h"
 
 struct ssl_ctx_st;
 struct ssl_st;
@@ -38,8 +39,17 @@ class TlsPipe {
     kFailed,     // a TLS error: the session cannot go on (send output(): an alert)
   };
 
-  // A server session of `context`. Null when OpenSSL cannot make one.
+  // What OpenSSL said of a kFailed call.
+  struct Failure {
+    int ssl_error = 0;         // SSL_get_error()'s answer
+    unsigned long code = 0;    // the last code on OpenSSL's error queue; 0: none
+    std::string text;          // the queue as one line, for a message; empty: none
+  };
+
+  // A session of `context`, as the server or as the client. Null when
+  // OpenSSL cannot make one.
   static std::unique_ptr<TlsPipe> NewServer(ssl_ctx_st* context);
+  static std::unique_ptr<TlsPipe> NewClient(ssl_ctx_st* context);
   ~TlsPipe();
   TlsPipe(const TlsPipe&) = delete;
   TlsPipe& operator=(const TlsPipe&) = delete;
@@ -58,14 +68,17 @@ class TlsPipe {
   const std::string& output() const { return output_; }
   void ConsumeOutput(size_t n);
 
-  // After kFailed from Handshake(): why, for the handshake failure metric.
-  TlsHandshakeFailure handshake_failure() const { return handshake_failure_; }
+  // After kFailed: what OpenSSL said (tls_server.h classifies it for the
+  // handshake failure metric).
+  const Failure& failure() const { return failure_; }
   ssl_st* ssl() const { return ssl_; }
 
  private:
+  static std::unique_ptr<TlsPipe> New(ssl_ctx_st* context, bool server);
   explicit TlsPipe(ssl_st* ssl);
-  // The status of a call that returned `result`; a handshake names its failure.
-  Status Finish(int result, bool handshaking);
+  // The status of a call that returned `result`, keeping OpenSSL's words for
+  // a failure.
+  Status Finish(int result);
 
   friend struct PipeBio;
   ssl_st* const ssl_;
@@ -73,7 +86,7 @@ class TlsPipe {
   size_t input_begin_ = 0;  // unread ciphertext is input_[input_begin_, input_end_)
   size_t input_end_ = 0;
   std::string output_;
-  TlsHandshakeFailure handshake_failure_ = TlsHandshakeFailure::kOther;
+  Failure failure_;
 };
 
 }  // namespace katsubushi::tls

@@ -177,6 +177,10 @@ TlsHandshakeFailure ClassifyOpenSslError(unsigned long code) {
 TlsHandshakeFailure ClassifyHandshakeFailure(const SSL* ssl, int ssl_error) {
   const unsigned long code = ERR_peek_last_error();
   ERR_clear_error();
+  return ClassifyHandshakeFailure(ssl, ssl_error, code);
+}
+
+TlsHandshakeFailure ClassifyHandshakeFailure(const SSL* ssl, int ssl_error, unsigned long code) {
   if (ssl_error == SSL_ERROR_ZERO_RETURN) return TlsHandshakeFailure::kClosed;
   if (ssl_error == SSL_ERROR_SYSCALL && code == 0) return TlsHandshakeFailure::kClosed;  // EOF or reset
   if (ERR_GET_LIB(code) != ERR_LIB_SSL) {

@@ -46,6 +46,9 @@ ServerContext MakeServerContext(const CertificateSet& certificates, const std::v
 // to the failed call; read it (and the error queue, which this empties)
 // before anything else touches OpenSSL on this thread.
 TlsHandshakeFailure ClassifyHandshakeFailure(const ssl_st* ssl, int ssl_error);
+// The same from what was read already: the last code of the error queue
+// (TlsPipe::Failure keeps both).
+TlsHandshakeFailure ClassifyHandshakeFailure(const ssl_st* ssl, int ssl_error, unsigned long code);
 
 // Why a handshake failed, from the OpenSSL error code alone (0: the peer
 // closed), for handshakes run elsewhere that report only the code (gRPC's).

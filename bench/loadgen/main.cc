@@ -7,7 +7,8 @@
 // stored key, which is how bench/compare_memcached.sh uses it.
 //
 // Reports one line of JSON: requests/s, IDs (values) per second, latency
-// percentiles in microseconds (log-linear histogram, <1% error), errors.
+// percentiles in microseconds (log-linear histogram, <1% error), errors, and
+// all_requests, the replies of the warm-up and the measured part together.
 //
 // `--idle-connections N` instead opens N connections, does one get on each,
 // prints "ready" and holds them until stdin closes (to measure server RSS).
@@ -121,6 +122,7 @@ class Histogram {
 };
 
 struct Totals {
+  uint64_t all_requests = 0;  // warm-up included: what the server's CPU time is divided by
   uint64_t requests = 0;
   uint64_t values = 0;
   uint64_t errors = 0;
@@ -222,6 +224,7 @@ class Connection {
       if (used == 0) break;
       pos += used;
       if (sent_at_.empty()) Die("reply without a request");
+      ++totals->all_requests;
       if (measuring) {
         ++totals->requests;
         totals->values += values;
@@ -414,6 +417,7 @@ class Churn {
           uint64_t values = 0;
           bool error = false;
           if (ParseReply(options_, in_, &values, &error) == 0) break;
+          ++totals->all_requests;
           if (measuring) {
             ++totals->requests;
             totals->values += values;
@@ -587,10 +591,11 @@ int main(int argc, char** argv) {
   const Totals& totals = run.totals;
   std::printf(
       "{\"protocol\":\"%s\",\"tls\":%s,\"mode\":\"%s\",\"connections\":%d,\"pipeline\":%d,\"keys\":%d,"
-      "\"seconds\":%.3f,\"requests\":%llu,\"requests_per_second\":%.0f,\"values_per_second\":%.0f,"
+      "\"seconds\":%.3f,\"all_requests\":%llu,\"requests\":%llu,\"requests_per_second\":%.0f,\"values_per_second\":%.0f,"
       "\"errors\":%llu,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f}\n",
       o.binary ? "binary" : "text", o.tls ? "true" : "false", o.new_connections ? "new-connections" : "pipelined",
-      o.connections, o.pipeline, o.keys, run.seconds, static_cast<unsigned long long>(totals.requests),
+      o.connections, o.pipeline, o.keys, run.seconds, static_cast<unsigned long long>(totals.all_requests),
+      static_cast<unsigned long long>(totals.requests),
       static_cast<double>(totals.requests) / run.seconds, static_cast<double>(totals.values) / run.seconds,
       static_cast<unsigned long long>(totals.errors), totals.latency.PercentileMicros(50),
       totals.latency.PercentileMicros(99), totals.latency.PercentileMicros(99.9));

@@ -268,12 +268,12 @@ def table(title, rows, results, columns, ratios=()):
     sys.stdout.flush()
 
 
-# "server busy" is the server's CPU time over the run's wall time: well under
-# 100% with a closed loop of one connection, but a server starved by other
-# work on its CPU shows here first (req/s falls, CPU per request holds).
+# "busy" is a process's CPU time over the run's wall time: which side was the
+# limit (near 100%), or whether other work on the shared CPUs starved it
+# (well under, with req/s down while CPU per request holds).
 THROUGHPUT_COLUMNS = [("req/s", "rps", "{:,.0f}"), ("server CPU µs/req", "cpu_us", "{:.2f}"),
-                      ("server busy", "server_busy", "{:.0%}"), ("p50 µs", "p50", "{:.0f}"),
-                      ("p99 µs", "p99", "{:.0f}")]
+                      ("server busy", "server_busy", "{:.0%}"), ("client busy", "client_busy", "{:.0%}"),
+                      ("p50 µs", "p50", "{:.0f}"), ("p99 µs", "p99", "{:.0f}")]
 HANDSHAKE_COLUMNS = [("new conn/s", "rps", "{:,.0f}"), ("server CPU µs/conn", "cpu_us", "{:.0f}"),
                      ("server busy", "server_busy", "{:.0%}"), ("client busy", "client_busy", "{:.0%}"),
                      ("p50 µs", "p50", "{:.0f}"), ("p99 µs", "p99", "{:.0f}")]

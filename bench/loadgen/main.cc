@@ -599,5 +599,7 @@ int main(int argc, char** argv) {
       static_cast<double>(totals.requests) / run.seconds, static_cast<double>(totals.values) / run.seconds,
       static_cast<unsigned long long>(totals.errors), totals.latency.PercentileMicros(50),
       totals.latency.PercentileMicros(99), totals.latency.PercentileMicros(99.9));
-  return totals.errors == 0 ? 0 : 3;
+  // No reply at all is a failed run too (a stalled connection, seen when a
+  // TLS read stopped at a record's end with the next record still unread).
+  return totals.errors == 0 && totals.requests > 0 ? 0 : 3;
 }

@@ -61,6 +61,9 @@ WRK_CONNECTIONS = 50
 # core busy while the client does its half of each handshake.
 HANDSHAKE_CONNECTIONS = 8
 STOP_TIMEOUT_S = 10
+# Best-of rounds on the shared 2-core machine still differ by a few percent
+# from run to run; a shortfall smaller than this is called a tie, not hidden.
+TIE_TOLERANCE = 0.03
 HTTP_BODY = "1574103357381947392"
 
 NGINX_CONF = """
@@ -481,10 +484,14 @@ class Bench:
 
     def print_summary(self):
         print("\n### Ratios\n")
-        print("| comparison | req/s ratio | server CPU/req ratio | goal ≥ 1 |")
+        print("| comparison | req/s ratio | server CPU/req ratio | goal: req/s ≥ theirs |")
         print("|---|---:|---:|---|")
         for what, rps, cpu, goal in self.summary:
-            print(f"| {what} | {rps:.2f} | {cpu:.2f} | {'' if goal is None else ('met' if goal else 'NOT met')} |")
+            verdict = ""
+            if goal is not None:
+                verdict = "met" if goal else (f"not met (within {TIE_TOLERANCE:.0%}: a tie on this machine)"
+                                              if rps >= 1 - TIE_TOLERANCE else "NOT met")
+            print(f"| {what} | {rps:.3f} | {cpu:.2f} | {verdict} |")
 
 
 def main():

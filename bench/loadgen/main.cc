@@ -4,7 +4,8 @@
 // in flight: a reply frees a slot and the slot is refilled at once (closed
 // loop). It speaks text `get` (1..K keys per request) and binary GET, so the
 // same run can be pointed at katsubushi and at a real memcached serving a
-// stored key, which is how bench/compare_memcached.sh uses it.
+// stored key, which is how bench/compare_memcached.py (and, over TLS,
+// bench/compare_tls.py) uses it.
 //
 // Reports one line of JSON: requests/s, IDs (values) per second, latency
 // percentiles in microseconds (log-linear histogram, <1% error), errors, and

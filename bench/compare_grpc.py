@@ -111,11 +111,12 @@ def percentile(sorted_values, p):
     return float(sorted_values[min(len(sorted_values) - 1, int(p / 100.0 * len(sorted_values)))])
 
 
-def h2load_run(shape, server, duration, body, tmp):
+def h2load_run(shape, server, duration, body, tmp, scheme="http"):
+    """One h2load run; scheme "https" speaks TLS (ALPN h2), as compare_tls.py does."""
     log = tempfile.NamedTemporaryFile(dir=tmp, suffix=".h2load.log", delete=False).name  # h2load appends
     argv = ["h2load", "-D", f"{duration:g}", "-c", str(shape.connections), "-m", str(shape.streams), "-t", "1",
             "-d", body, "-H", "content-type: application/grpc", "-H", "te: trailers", f"--log-file={log}",
-            f"http://127.0.0.1:{server.port}{FETCH_PATH}"]
+            f"{scheme}://127.0.0.1:{server.port}{FETCH_PATH}"]
     cpu0 = cpu_seconds(server.proc.pid)
     rc, out, err, seen = run_pinned(argv, duration + 60, duration / 2, server.port)
     cpu1 = cpu_seconds(server.proc.pid)

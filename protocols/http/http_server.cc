@@ -90,13 +90,11 @@ class Session final : public net::Connection, public std::enable_shared_from_thi
   void Handshake() {
     tcp_stream().expires_after(tls_->handshake_timeout());
     stream_.async_handshake([self = this->shared_from_this()](beast::error_code ec) {
-                              // A handshake the stop sweep ended is not the client's failure.
-                              if (self->stopping_) return self->Close();
-                              if (!self->tls_->Finished(ec, self->stream_.pipe(), ec == beast::error::timeout)) {
-                                return self->Close();
-                              }
-                              self->Read();
-                            });
+      // A handshake the stop sweep ended is not the client's failure.
+      if (self->stopping_) return self->Close();
+      if (!self->tls_->Finished(ec, self->stream_.pipe(), ec == beast::error::timeout)) return self->Close();
+      self->Read();
+    });
   }
 
   // The wait for a request's first byte is bounded by the idle timeout (a

@@ -35,10 +35,11 @@ struct SocketOf<net::TlsStream<Socket>> {
   using type = Socket;
 };
 
-// A connection on a plaintext socket (TCP, unix) or a TLS stream over TCP.
-// The two differ only in how a reply is written: a plaintext reply goes
-// straight to the kernel with a non-blocking send, while TLS records are
-// written by Asio's composed write (OpenSSL must see each record through).
+// A connection on a plaintext socket (TCP, unix) or a TLS stream over TCP
+// (net::TlsStream). The two differ only in the handshake and in how a reply
+// is written: a plaintext reply goes straight to the kernel with a
+// non-blocking send, a TLS reply becomes records that an asynchronous write
+// sends (OpenSSL must see every record through, whatever the kernel takes).
 template <typename Stream>
 class Connection final : public net::Connection,
                          public std::enable_shared_from_this<Connection<Stream>> {
@@ -102,14 +103,12 @@ class Connection final : public net::Connection,
       self->socket().cancel(ignored);
     });
     stream_.async_handshake([self = this->shared_from_this()](boost::system::error_code ec) {
-                              self->handshaken_ = true;
-                              // A handshake the stop sweep ended is not the client's failure.
-                              if (self->stopping_) return self->Close();
-                              if (!self->tls_->Finished(ec, self->stream_.pipe(), self->handshake_timed_out_)) {
-                                return self->Close();
-                              }
-                              self->Serve();
-                            });
+      self->handshaken_ = true;
+      // A handshake the stop sweep ended is not the client's failure.
+      if (self->stopping_) return self->Close();
+      if (!self->tls_->Finished(ec, self->stream_.pipe(), self->handshake_timed_out_)) return self->Close();
+      self->Serve();
+    });
   }
 
   void Serve() {

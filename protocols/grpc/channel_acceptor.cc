@@ -144,7 +144,7 @@ bool ChannelAcceptor::OnFirstByte(int fd, const sockaddr_storage& peer) {
   unsigned char first = 0;
   const ssize_t n = recv(fd, &first, 1, MSG_PEEK);
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return false;
-  if (n == 1 && first == kTlsHandshakeRecord) {
+  if (n == 1 && first == kTlsHandshakeRecordType) {
     if (!Watch(fd)) return true;
     tls_.peers->Add(fd, peer);  // before gRPC can answer a call on it
     grpc::experimental::ExternalConnectionAcceptor::NewConnectionParameters connection;

@@ -64,8 +64,6 @@ class ChannelAcceptor {
   // listener is not polled (new connections wait in the kernel's backlog),
   // which bounds this thread's memory and poll set.
   static constexpr size_t kMaxWaitingForHello = 4096;
-  // The first byte of a TLS handshake record (RFC 8446, 5.1).
-  static constexpr unsigned char kTlsHandshakeRecord = 0x16;
 
   struct Tls {
     grpc::experimental::ExternalConnectionAcceptor* acceptor;  // with TLS credentials

@@ -7,6 +7,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "katsubushi/tls_handshake_failure.h"
 #include "memcache/binary_header.h"
 #include "memcache/connection_buffers.h"
 #include "net/close_when_sent.h"
@@ -21,9 +22,6 @@ using Clock = std::chrono::steady_clock;
 thread_local std::string write_buffer;
 
 using TlsStream = net::TlsStream<net::TcpSocket>;
-
-// The first byte of a TLS connection: the record type of its ClientHello.
-constexpr uint8_t kTlsHandshakeRecord = 0x16;
 
 // The socket under a connection's stream.
 template <typename Stream>
@@ -144,7 +142,7 @@ class Connection final : public net::Connection,
       // A TLS client on a plaintext port: its ClientHello has no line end
       // for the text protocol to wait for, so it would hang until the idle
       // timeout. No memcached command starts with a handshake record's type.
-      if (!kTls && first == kTlsHandshakeRecord) {
+      if (!kTls && first == kTlsHandshakeRecordType) {
         spdlog::debug("closing a TLS client on a plaintext memcached port");
         return Close();
       }

@@ -21,6 +21,11 @@ enum class TlsHandshakeFailure : uint8_t {
 };
 inline constexpr size_t kTlsHandshakeFailureCount = static_cast<size_t>(TlsHandshakeFailure::kCount);
 
+// The first byte of every TLS connection: the content type of the record
+// that carries its ClientHello (handshake, RFC 8446 5.1). A front tells a
+// plaintext client on a TLS port, or a TLS client on a plaintext one, by it.
+inline constexpr uint8_t kTlsHandshakeRecordType = 0x16;
+
 inline std::string_view TlsHandshakeFailureName(TlsHandshakeFailure reason) {
   switch (reason) {
     case TlsHandshakeFailure::kNotTls: return "not_tls";

@@ -3,6 +3,7 @@
 import os
 import random
 import socket
+import subprocess
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -51,6 +52,18 @@ def wait_port(port, timeout=10.0, proc=None):
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"nothing listens on port {port}")
+
+
+def stop_process(proc, timeout):
+    """Stops a server this script started: SIGTERM, then SIGKILL if it
+    outlives `timeout` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout)
 
 
 def cpu_seconds(pid):

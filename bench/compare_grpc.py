@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import ROOT, cpu_seconds, free_port, go_katsubushi, wait_port
+from benchlib import ROOT, cpu_seconds, free_port, go_katsubushi, stop_process, wait_port
 
 Shape = collections.namedtuple("Shape", "name tool connections streams n")
 SHAPES = [
@@ -70,13 +70,7 @@ class Server:
                 sys.exit(f"{name} did not start ({e}): {' '.join(argv)}\n{f.read()[-2000:]}")
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=STOP_TIMEOUT_S)
+        stop_process(self.proc, STOP_TIMEOUT_S)
 
 
 def connections_to(port):

@@ -50,7 +50,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import ROOT, cpu_seconds, free_port, wait_port
+from benchlib import ROOT, cpu_seconds, free_port, stop_process, wait_port
 from compare_grpc import EMPTY_MESSAGE_FRAME, SHAPES as GRPC_SHAPES, h2load_run
 from compare_memcached import KEY, STORED_VALUE, rss_kib
 
@@ -125,13 +125,7 @@ class Server:
         return self.proc.pid
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=STOP_TIMEOUT_S)
+        stop_process(self.proc, STOP_TIMEOUT_S)
 
 
 def make_certificate(tmp, kind):
